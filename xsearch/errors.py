@@ -1,0 +1,26 @@
+"""Typed errors: every failure names the input that caused it (no bare asserts, no silent fallbacks)."""
+from __future__ import annotations
+
+
+class XsearchError(Exception):
+    """Base class for every error xsearch raises on purpose."""
+
+
+class InputError(XsearchError, ValueError):
+    """Bad user input: a malformed corpus record, an unknown option, an empty query."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(where + message)
+        self.source = source
+        self.line = line
+
+
+class MissingBackendError(XsearchError, ImportError):
+    """An optional backend is not installed; the message names the extra or package to install."""
+
+
+class IndexFormatError(XsearchError):
+    """An index folder is missing, incomplete or was written by an incompatible version."""

@@ -1,0 +1,80 @@
+"""N-ary fusion of runs (ranx's fuse): reciprocal rank fusion and a normalised weighted sum."""
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+from .errors import InputError
+from .records import Run
+
+Norm = Literal["minmax", "max", "zscore", "none"]
+
+
+def rrf(runs: Sequence[Run], k: int = 60, weights: Sequence[float] | None = None) -> Run:
+    """Reciprocal rank fusion: score(d) = sum_r w_r / (k + rank_r(d)), ranks from 1.
+
+    Cormack, Clarke & Buettcher, "Reciprocal Rank Fusion outperforms Condorcet and individual Rank Learning
+    Methods", SIGIR 2009; k=60 is their value. A document missing from a run contributes nothing for it.
+    """
+    weights = _weights(runs, weights)
+    fused = Run()
+    for run, w in zip(runs, weights):
+        for qid in run:
+            out = fused.setdefault(qid, {})
+            for rank, (did, _) in enumerate(run.ranked(qid), start=1):
+                out[did] = out.get(did, 0.0) + w / (k + rank)
+    return fused
+
+
+def normalise(run: Run, method: Norm = "minmax") -> Run:
+    """Per-query score normalisation, so that runs on different scales (BM25, cosine) can be summed."""
+    out = Run()
+    for qid, scores in run.items():
+        if not scores or method == "none":
+            out[qid] = dict(scores)
+            continue
+        vals = list(scores.values())
+        if method == "minmax":
+            lo, hi = min(vals), max(vals)
+            span = hi - lo
+            out[qid] = {d: (s - lo) / span if span > 0 else 1.0 for d, s in scores.items()}
+        elif method == "max":
+            hi = max(vals)
+            out[qid] = {d: s / hi if hi else 0.0 for d, s in scores.items()}
+        elif method == "zscore":
+            mean = sum(vals) / len(vals)
+            sd = (sum((v - mean) ** 2 for v in vals) / len(vals)) ** 0.5
+            out[qid] = {d: (s - mean) / sd if sd > 0 else 0.0 for d, s in scores.items()}
+        else:
+            raise InputError(f"unknown normalisation {method!r}: use minmax, max, zscore or none")
+    return out
+
+
+def wsum(runs: Sequence[Run], weights: Sequence[float] | None = None, norm: Norm = "minmax") -> Run:
+    """Weighted sum of per-query normalised scores (CombSUM; Fox & Shaw, TREC-2 1994). A missing doc scores 0."""
+    weights = _weights(runs, weights)
+    fused = Run()
+    for run, w in zip(runs, weights):
+        for qid, scores in normalise(run, norm).items():
+            out = fused.setdefault(qid, {})
+            for did, s in scores.items():
+                out[did] = out.get(did, 0.0) + w * s
+    return fused
+
+
+def fuse(runs: Sequence[Run], method: Literal["rrf", "wsum"] = "rrf", weights: Sequence[float] | None = None,
+         norm: Norm = "minmax", rrf_k: int = 60) -> Run:
+    if method == "rrf":
+        return rrf(runs, k=rrf_k, weights=weights)
+    if method == "wsum":
+        return wsum(runs, weights=weights, norm=norm)
+    raise InputError(f"unknown fusion method {method!r}: use rrf or wsum")
+
+
+def _weights(runs: Sequence[Run], weights: Sequence[float] | None) -> list[float]:
+    if not runs:
+        raise InputError("fusion needs at least one run")
+    if weights is None:
+        return [1.0] * len(runs)
+    if len(weights) != len(runs):
+        raise InputError(f"{len(weights)} weights for {len(runs)} runs")
+    return [float(w) for w in weights]

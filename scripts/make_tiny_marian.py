@@ -1,0 +1,72 @@
+"""Build a tiny random-weight Marian (opus-mt-shaped) model and convert it to CTranslate2.
+
+Why: no MT model can be downloaded here, but the CTranslate2 code path (SentencePiece in, int8 decoding,
+SentencePiece out) must still be exercised by tests and device smoke checks. The output is junk by design.
+
+    python scripts/make_tiny_marian.py OUT_DIR      # writes OUT_DIR/hf and OUT_DIR/ct2
+"""
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+_WORDS = ("le la les un une des de du et en sur pour avec dans par modèle corpus analyse texte mot phrase "
+          "langue traduction recherche système résultat méthode évaluation données article étude question "
+          "the a of and in on for with model text word sentence language translation search system result "
+          "method evaluation data paper study question nous proposons présentons we propose present").split()
+
+
+def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(4, 20))]
+        lines.append(" ".join(words).capitalize() + rng.choice([".", " ?", " !", ""]))
+    return lines
+
+
+def build_tiny_marian(out_dir: str | Path, vocab_size: int = 128, d_model: int = 32) -> Path:
+    """Train a SentencePiece model, save a random MarianMTModel + tokenizer, convert; return the ct2 folder."""
+    import sentencepiece as spm
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    from ctranslate2.converters import TransformersConverter
+
+    out = Path(out_dir)
+    hf, ct2 = out / "hf", out / "ct2"
+    hf.mkdir(parents=True, exist_ok=True)
+    text_file = out / "corpus.txt"
+    text_file.write_text("\n".join(_corpus()) + "\n", encoding="utf-8")
+    # opus-mt layout: </s>=0, <unk>=1, no <pad> in the spm; <pad> is appended LAST in vocab.json (the converter
+    # drops the last id when it is <pad>).
+    spm.SentencePieceTrainer.train(
+        input=str(text_file), model_prefix=str(hf / "source"), vocab_size=vocab_size, model_type="unigram",
+        eos_id=0, unk_id=1, bos_id=-1, pad_id=-1, character_coverage=1.0, hard_vocab_limit=False,
+        minloglevel=2)
+    (hf / "target.spm").write_bytes((hf / "source.model").read_bytes())
+    (hf / "source.model").rename(hf / "source.spm")
+    (hf / "source.vocab").unlink()
+    sp = spm.SentencePieceProcessor(model_file=str(hf / "source.spm"))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    vocab["<pad>"] = len(vocab)
+    (hf / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+
+    n = len(vocab)
+    config = MarianConfig(
+        vocab_size=n, decoder_vocab_size=n, d_model=d_model, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model, max_position_embeddings=256, pad_token_id=n - 1, eos_token_id=0,
+        decoder_start_token_id=n - 1, forced_eos_token_id=0, share_encoder_decoder_embeddings=True)
+    MarianMTModel(config).save_pretrained(hf)
+    MarianTokenizer(str(hf / "source.spm"), str(hf / "target.spm"), str(hf / "vocab.json")).save_pretrained(hf)
+    TransformersConverter(str(hf), copy_files=["source.spm", "target.spm"]).convert(
+        str(ct2), quantization="int8", force=True)
+    return ct2
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(build_tiny_marian(sys.argv[1]))

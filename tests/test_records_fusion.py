@@ -1,0 +1,62 @@
+import pytest
+
+from xsearch.errors import InputError
+from xsearch.fusion import fuse, normalise, rrf, wsum
+from xsearch.records import Query, Run, as_queries
+
+
+def test_run_ranked_breaks_ties_by_doc_id():
+    run = Run({"q": {"b": 1.0, "a": 1.0, "c": 2.0}})
+    assert run.ranked("q") == [("c", 2.0), ("a", 1.0), ("b", 1.0)]
+    assert run.cut(1) == {"q": {"c": 2.0}}
+
+
+def test_trec_roundtrip(tmp_path):
+    run = Run({"q1": {"d1": 1.5, "d2": 0.5}, "q2": {"d3": 3.0}})
+    for name in ("run.trec", "run.trec.gz"):
+        run.write_trec(tmp_path / name)
+        assert Run.read_trec(tmp_path / name) == run
+    first = (tmp_path / "run.trec").read_text().splitlines()[0]
+    assert first == "q1 Q0 d1 1 1.500000 xsearch"
+
+
+def test_trec_bad_line_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.trec"
+    path.write_text("q1 Q0 d1 1 1.0 x\nq1 Q0 d2 2\n")
+    with pytest.raises(InputError, match=r"bad.trec:2"):
+        Run.read_trec(path)
+
+
+def test_rrf_hand_computed():
+    a = Run({"q": {"x": 3.0, "y": 2.0}})
+    b = Run({"q": {"y": 9.0, "z": 1.0}})
+    fused = rrf([a, b], k=60)
+    assert fused["q"]["y"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["q"]["x"] == pytest.approx(1 / 61)
+    assert fused["q"]["z"] == pytest.approx(1 / 62)
+    assert [d for d, _ in fused.ranked("q")] == ["y", "x", "z"]
+
+
+def test_wsum_minmax_hand_computed():
+    a = Run({"q": {"x": 10.0, "y": 5.0, "w": 0.0}})
+    b = Run({"q": {"y": 0.9, "z": 0.1}})
+    fused = wsum([a, b], weights=[1.0, 2.0])
+    # a normalised: x=1, y=0.5, w=0; b normalised: y=1, z=0
+    assert fused["q"] == pytest.approx({"x": 1.0, "y": 0.5 + 2.0, "w": 0.0, "z": 0.0})
+    assert normalise(Run({"q": {"a": 2.0, "b": 2.0}}))["q"] == {"a": 1.0, "b": 1.0}
+
+
+def test_fuse_rejects_bad_arguments():
+    with pytest.raises(InputError):
+        fuse([], method="rrf")
+    with pytest.raises(InputError):
+        fuse([Run()], method="borda")
+    with pytest.raises(InputError):
+        fuse([Run(), Run()], weights=[1.0])
+
+
+def test_as_queries_shapes_and_empty():
+    assert as_queries("chat") == [Query("q0", "chat", "en")]
+    assert as_queries({"a": "x"}, lang="fr") == [Query("a", "x", "fr")]
+    with pytest.raises(InputError, match="empty"):
+        as_queries(["  "])

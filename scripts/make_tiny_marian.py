@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import warnings
 from pathlib import Path
 
 _WORDS = ("le la les un une des de du et en sur pour avec dans par modèle corpus analyse texte mot phrase "
@@ -30,9 +31,8 @@ def _corpus(n_lines: int = 400, seed: int = 0) -> list[str]:
 def build_tiny_marian(out_dir: str | Path, vocab_size: int = 128, d_model: int = 32) -> Path:
     """Train a SentencePiece model, save a random MarianMTModel + tokenizer, convert; return the ct2 folder."""
     import sentencepiece as spm
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
-
     from ctranslate2.converters import TransformersConverter
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
     out = Path(out_dir)
     hf, ct2 = out / "hf", out / "ct2"
@@ -60,9 +60,11 @@ def build_tiny_marian(out_dir: str | Path, vocab_size: int = 128, d_model: int =
         decoder_ffn_dim=2 * d_model, max_position_embeddings=256, pad_token_id=n - 1, eos_token_id=0,
         decoder_start_token_id=n - 1, forced_eos_token_id=0, share_encoder_decoder_embeddings=True)
     MarianMTModel(config).save_pretrained(hf)
-    MarianTokenizer(str(hf / "source.spm"), str(hf / "target.spm"), str(hf / "vocab.json")).save_pretrained(hf)
-    TransformersConverter(str(hf), copy_files=["source.spm", "target.spm"]).convert(
-        str(ct2), quantization="int8", force=True)
+    with warnings.catch_warnings():  # "Recommended: pip install sacremoses" (unused: no Moses pre-tokenising)
+        warnings.simplefilter("ignore", UserWarning)
+        MarianTokenizer(str(hf / "source.spm"), str(hf / "target.spm"), str(hf / "vocab.json")).save_pretrained(hf)
+        TransformersConverter(str(hf), copy_files=["source.spm", "target.spm"]).convert(
+            str(ct2), quantization="int8", force=True)
     return ct2
 
 

@@ -7,17 +7,19 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from xsearch.errors import InputError, MissingBackendError
+from xsearch.errors import InputError, MissingBackendError, XsearchError
 from xsearch.translate import CachedTranslator, IdentityTranslator, TranslationCache, make_translator
 from xsearch.translate.apertium import APT_HINT, ApertiumTranslator, find_route
 from xsearch.translate.ct2 import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = subprocess.run(["apertium", "-l"], capture_output=True, text=True).stdout.split() \
+MODES = subprocess.run(["apertium", "-l"], check=False, capture_output=True, text=True).stdout.split() \
     if shutil.which("apertium") else []
 needs_apertium = pytest.mark.skipif(
     not {"fr-es", "spa-eng", "eng-spa", "es-fr"} <= set(MODES),
@@ -51,6 +53,21 @@ def test_missing_pair_names_debian_packages() -> None:
         t.translate(["Bonjour"], "fr", "en")
 
 
+@needs_apertium
+def test_failing_stage_raises_with_its_message() -> None:
+    with pytest.raises(XsearchError, match="xx-yy"):
+        ApertiumTranslator()._pipeline("Bonjour\n", ["fr-es", "xx-yy"])
+
+
+@needs_apertium
+def test_timeout_kills_the_whole_pipeline() -> None:
+    t = ApertiumTranslator(timeout_s=0.3)
+    start = time.perf_counter()
+    with pytest.raises(XsearchError, match="timed out"):
+        t._pipeline("Le chat noir. " * 200_000, ["fr-es", "spa-eng"])
+    assert time.perf_counter() - start < 5  # no orphaned stage kept the pipe open
+
+
 def test_misaligned_batch_is_bisected(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stage that merges two lines must not shift the translations of the other texts."""
     t = ApertiumTranslator.__new__(ApertiumTranslator)
@@ -77,14 +94,15 @@ def test_apertium_fr_en_and_en_fr() -> None:
 
 @needs_apertium
 def test_apertium_batch_aligns_with_one_by_one() -> None:
-    """One pipeline for the batch gives exactly what one run per text gives, at the same positions."""
+    """A batch gives each text what it gives alone, in any order: one pipeline per batch never shifts outputs."""
     t = ApertiumTranslator(batch_size=7)  # two pipeline runs, so the batch boundary is exercised too
     texts = TRICKY + ["Le modèle de langue est évalué sur un corpus.", "Nous proposons une méthode."]
     batched = t.translate(texts, "fr", "en")
     assert len(batched) == len(texts) and all(isinstance(x, str) for x in batched)
     assert batched[0] == "" and batched[3].strip() == ""
     assert all("\n" not in x for x in batched)
-    assert batched == [t.translate([x], "fr", "en")[0] for x in texts]
+    assert t.translate(texts[::-1], "fr", "en")[::-1] == batched  # position-independent, so aligned
+    assert [t.translate([texts[i]], "fr", "en")[0] for i in (1, 2, 11)] == [batched[i] for i in (1, 2, 11)]
 
 
 @needs_apertium
@@ -107,7 +125,7 @@ class Recording:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def translate(self, texts, src, tgt):  # noqa: ANN001, ANN201
+    def translate(self, texts: Sequence[str], src: str, tgt: str) -> list[str]:
         self.seen.extend(texts)
         return [f"{tgt}:{t}" for t in texts]
 
@@ -129,7 +147,8 @@ CachedTranslator(Killer(), sys.argv[1], batch_size=10).translate(texts, "fr", "e
 
 def test_killed_run_resumes_without_redoing(tmp_path: Path) -> None:
     db = tmp_path / "cache.sqlite"
-    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(db)], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(db)], check=False, cwd=ROOT,
+                          capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     rows = sqlite3.connect(db).execute("SELECT * FROM translations").fetchall()  # readable by a fresh client
     assert len(rows) == 30
@@ -205,6 +224,7 @@ def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return module.build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))
 
 
+@pytest.mark.slow
 def test_ct2_tiny_marian_translates_one_output_per_input(tiny_marian: Path) -> None:
     from xsearch.translate.ct2 import CTranslate2Translator
 
@@ -214,7 +234,7 @@ def test_ct2_tiny_marian_translates_one_output_per_input(tiny_marian: Path) -> N
     calls: list[list[list[str]]] = []
     real = t._model.translate_batch
 
-    def spy(source, **kw):  # noqa: ANN001, ANN003, ANN202
+    def spy(source: list[list[str]], **kw: object) -> object:
         calls.append(source)
         return real(source, **kw)
 
@@ -238,6 +258,31 @@ def test_ct2_rejects_a_folder_without_model(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="model.bin"):
         CTranslate2Translator(tmp_path)
+
+
+def test_ct2_language_prefixes_for_multilingual_models() -> None:
+    from xsearch.translate.ct2 import CTranslate2Translator, lang_token
+
+    assert (lang_token("nllb", "fr"), lang_token("nllb", "fra_Latn"), lang_token("m2m100", "en")) == (
+        "fra_Latn", "fra_Latn", "__en__")
+    t = CTranslate2Translator.__new__(CTranslate2Translator)
+    t.source_prefix, t.target_prefix = [], None
+    for family, expected in [("nllb", (["fra_Latn"], ["eng_Latn"])), ("m2m100", (["__fr__"], ["__en__"])),
+                             ("marian", ([], []))]:
+        t.family = family
+        assert t._prefixes("fr", "en") == expected
+    t.family, t.source_prefix = "marian", [">>fra<<"]  # multi-target opus-mt
+    assert t._prefixes("en", "fr") == ([">>fra<<"], [])
+
+
+@pytest.mark.slow
+def test_convert_model_from_a_local_folder(tiny_marian: Path, tmp_path: Path) -> None:
+    from xsearch.translate.ct2 import CTranslate2Translator, convert_model
+
+    out = convert_model(str(tiny_marian.parent / "hf"), tmp_path / "converted")
+    assert {"model.bin", "source.spm", "target.spm", "xsearch.json"} <= {p.name for p in out.iterdir()}
+    t = CTranslate2Translator(out, beam_size=1, max_decoding_length=8)
+    assert len(t.translate(["Une phrase. Une autre.", ""], "fr", "en")) == 2
 
 
 @pytest.mark.skipif(os.environ.get("XSEARCH_TEST_CONVERT") != "1", reason="needs a network: set XSEARCH_TEST_CONVERT=1")

@@ -164,46 +164,36 @@ def _route(components: list[str], about: str) -> dict:
 
 def translate_docs(docs: Sequence[Doc], spec: str, target_lang: str, show_progress: bool,
                    log: Log) -> dict[str, tuple[str, str]]:
-    """Document translation (DT) of title and text through the cached translator; docs already in the target
-    language are kept as they are."""
-    from .translate import make_translator
+    """Document translation (DT) of title and text through the cached translator (one call per source language:
+    the cache batches, commits after each batch and shows progress); docs already in the target language are kept
+    as they are."""
     from .paths import cache_dir
+    from .translate import make_translator
 
-    translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
-    out: dict[str, tuple[str, str]] = {}
-    todo = [d for d in docs if d.lang != target_lang]
-    for d in docs:
-        if d.lang == target_lang:
-            out[d.doc_id] = (d.title, d.text)
-    t = time.perf_counter()
-    words = 0
+    translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite", show_progress=show_progress)
+    out = {d.doc_id: (d.title, d.text) for d in docs if d.lang == target_lang}
     by_lang: dict[str, list[Doc]] = {}
-    for d in todo:
-        by_lang.setdefault(d.lang, []).append(d)
-    bar = tqdm(total=len(todo), desc=f"translate -> {target_lang}", unit="doc", disable=not show_progress)
+    for d in docs:
+        if d.lang != target_lang:
+            by_lang.setdefault(d.lang, []).append(d)
     for lang, group in by_lang.items():
-        for start in range(0, len(group), 64):
-            batch = group[start:start + 64]
-            texts = [x for d in batch for x in (d.title, d.text)]
-            result = translator.translate(texts, lang, target_lang)
-            for i, d in enumerate(batch):
-                out[d.doc_id] = (result[2 * i], result[2 * i + 1])
-            words += sum(len(x.split()) for x in texts)
-            bar.update(len(batch))
-    bar.close()
-    secs = time.perf_counter() - t
-    log(f"translated {len(todo)} documents ({words} words) in {secs:.1f}s = {words / max(secs, 1e-9):,.0f} words/s "
-        f"(cached translations count as instant)")
+        result = translator.translate([x for d in group for x in (d.title, d.text)], lang, target_lang)
+        for i, d in enumerate(group):
+            out[d.doc_id] = (result[2 * i], result[2 * i + 1])
+        stats = getattr(translator, "last_stats", None)
+        log(f"translated {len(group)} {lang}->{target_lang} documents: {stats}" if stats else
+            f"translated {len(group)} {lang}->{target_lang} documents")
     return out
 
 
 def encode_and_index(encoder, texts: Sequence[str], ids: Sequence[str], folder: Path, kind: str,
-                     batch_size: int, show_progress: bool, spec: str, text: str) -> dict:
+                     batch_size: int | None, show_progress: bool, spec: str, text: str) -> dict:
     """Encode passages, keep the plain vectors (vectors.npy, so xQG or a new index kind needs no re-encoding)
     and write the FAISS index."""
     from .dense import DenseIndex
 
-    vectors = encoder.encode_passages(list(texts), batch_size=batch_size, show_progress=show_progress)
+    options = {"batch_size": batch_size} if batch_size else {}
+    vectors = encoder.encode_passages(list(texts), show_progress=show_progress, **options)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "vectors.npy", vectors.astype(np.float32))
     DenseIndex.build(vectors, ids, kind).save(folder)

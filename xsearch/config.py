@@ -30,7 +30,7 @@ class DenseSpec(_Strict):
     enabled: bool = True
     encoder: str = "e5-small"
     kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
-    batch_size: int = 32
+    batch_size: Optional[int] = Field(None, description="passages per encoder call; unset = the encoder's own default")
 
 
 class TranslationSpec(_Strict):

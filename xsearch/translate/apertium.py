@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from ..errors import InputError, MissingBackendError, XsearchError
 
@@ -41,7 +42,8 @@ def find_route(modes: Sequence[str], src: str, tgt: str) -> list[str] | None:
         if m:
             edges.setdefault(_iso1(m[1]), []).append((_iso1(m[2]), mode))
     start, goal = _iso1(src), _iso1(tgt)
-    seen, queue = {start}, deque([(start, [])])
+    seen = {start}
+    queue: deque[tuple[str, list[str]]] = deque([(start, [])])
     while queue:
         lang, path = queue.popleft()
         if lang == goal:
@@ -66,7 +68,7 @@ class ApertiumTranslator:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.binary, self.batch_size, self.timeout_s = path, batch_size, timeout_s
         self._env = {**os.environ, "LC_ALL": "C.UTF-8"}  # lttoolbox needs a UTF-8 locale for non-ASCII text
-        out = subprocess.run([path, "-l"], capture_output=True, text=True, env=self._env, timeout=60)
+        out = subprocess.run([path, "-l"], check=False, capture_output=True, text=True, env=self._env, timeout=60)
         self.modes = [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
     @property
@@ -113,12 +115,12 @@ class ApertiumTranslator:
     def _pipeline(self, data: str, route: list[str]) -> str:
         """Run `apertium -u m1 | apertium -u m2 | ...` on data; raise with stderr if any stage fails."""
         procs: list[subprocess.Popen[bytes]] = []
-        errs = [tempfile.TemporaryFile() for _ in route]
+        errs = [tempfile.TemporaryFile() for _ in route]  # noqa: SIM115 - closed in finally
         try:
             for mode, err in zip(route, errs):
                 stdin = procs[-1].stdout if procs else subprocess.PIPE
                 procs.append(subprocess.Popen([self.binary, "-u", mode], stdin=stdin, stdout=subprocess.PIPE,
-                                              stderr=err, env=self._env))
+                                              stderr=err, env=self._env, start_new_session=True))
                 if len(procs) > 1 and procs[-2].stdout is not None:
                     procs[-2].stdout.close()  # the next stage owns it now
 
@@ -133,7 +135,13 @@ class ApertiumTranslator:
 
             writer = threading.Thread(target=feed, daemon=True)
             writer.start()
-            timer = threading.Timer(self.timeout_s, lambda: [p.kill() for p in procs])
+            expired = threading.Event()
+
+            def expire() -> None:
+                expired.set()
+                _kill_groups(procs)
+
+            timer = threading.Timer(self.timeout_s, expire)
             timer.start()
             try:
                 assert procs[-1].stdout is not None
@@ -142,21 +150,34 @@ class ApertiumTranslator:
                 codes = [p.wait() for p in procs]
             finally:
                 timer.cancel()
-            for mode, code, err in zip(route, codes, errs):
+            if expired.is_set():
+                raise XsearchError(f"apertium {' | '.join(route)} timed out after {self.timeout_s} s "
+                                   f"on {len(data)} characters")
+            # The last failing stage is the cause: a stage upstream of it dies of SIGPIPE, one downstream sees EOF.
+            for mode, code, err in reversed(list(zip(route, codes, errs))):
                 if code != 0:
                     err.seek(0)
                     msg = err.read().decode("utf-8", "replace").strip()[-500:]
                     raise XsearchError(f"apertium -u {mode} failed with exit status {code}: {msg}")
             return out.decode("utf-8", "replace")
         finally:
+            _kill_groups(procs)
             for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
                 if p.stdout is not None:
                     p.stdout.close()
             for err in errs:
                 err.close()
+
+
+def _kill_groups(procs: list[subprocess.Popen[bytes]]) -> None:
+    """`apertium` is a shell script over ~10 processes: kill each stage's whole process group, not just the shell."""
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
 
 
 def _strip_leaked_tags(out: str, text: str) -> str:
@@ -170,7 +191,7 @@ def _strip_leaked_tags(out: str, text: str) -> str:
 def _debian_versions() -> str:
     try:
         out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", "apertium*"],
-                             capture_output=True, text=True, timeout=30).stdout
+                             check=False, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return "apertium"
     installed = sorted(line for line in out.splitlines() if not line.endswith("="))

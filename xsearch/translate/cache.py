@@ -9,9 +9,10 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Self
 
 from ..errors import InputError, XsearchError
 from ..protocols import Translator
@@ -76,7 +77,7 @@ class TranslationCache:
         with self._lock:
             self._con.close()
 
-    def __enter__(self) -> "TranslationCache":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

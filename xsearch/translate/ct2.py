@@ -11,8 +11,9 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputError, XsearchError
 from ..lazy import require
@@ -164,7 +165,7 @@ def convert_model(hf_id_or_path: str, out_dir: str | Path | None = None, quantiz
     out = Path(out_dir) if out_dir else models_dir() / (hf_id_or_path.rstrip("/").replace("/", "--") + "-ct2")
     cmd = [sys.executable, "-m", "ctranslate2.converters.transformers", "--model", hf_id_or_path,
            "--output_dir", str(out), "--quantization", quantization] + (["--force"] if force else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         raise XsearchError(f"ct2-transformers-converter failed for {hf_id_or_path}: {proc.stderr.strip()[-1500:]}")
     src = Path(hf_id_or_path)

@@ -1,0 +1,356 @@
+"""The HTTP API and web page over one xsearch index: `create_app(settings) -> FastAPI`.
+
+Thin on purpose: every route calls the library (Index.search, the doc store, xsearch.update.apply_batch through
+LiveIndex). Reads are open unless settings.read_auth; writes need the X-API-Key header. Bad input gets a 4xx
+with a message saying what was wrong (400 for semantic errors, 404 for unknown ids, 422 for values outside
+their declared schema, 413 for oversized bodies); never a 500.
+"""
+import copy
+import hmac
+import logging
+import math
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+
+import xsearch
+from xsearch.errors import IndexFormatError, InputError, MissingBackendError
+from xsearch.index import Index
+from xsearch.records import Doc, Hit
+from xsearch.update import UnknownDocumentError
+
+from .highlight import highlight, query_terms, snippet
+from .models import (BatchResult, DocBatch, DocOut, Error, Health, IndexInfo, IndexList, IndexRef, RouteInfo,
+                     SearchHit, SearchResponse, Translation)
+from .settings import SEARCH, ServerSettings
+from .state import LiveIndex
+
+STATIC = Path(__file__).parent / "static"
+SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field"}
+MAX_FIELD_FILTERS = 10
+log = logging.getLogger("xsearch.server")
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": Error} for c in codes}
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `limit` bytes (by Content-Length, and while streaming)."""
+
+    def __init__(self, app, limit: int):  # noqa: ANN001
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                return await self._too_large(send)
+        seen = 0
+
+        async def limited_receive():  # noqa: ANN202
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, f"request body over {self.limit} bytes")
+            return message
+
+        return await self.app(scope, limited_receive, send)
+
+    async def _too_large(self, send):  # noqa: ANN001, ANN202
+        body = f'{{"detail":"request body over {self.limit} bytes"}}'.encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe, bounded copy of a rejected input for a 422 message (no lone surrogates, no NaN, no megabytes
+    echoed back)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "replace").decode("utf-8")
+        return value if len(value) <= 200 else value[:200] + "…"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (int, bool)) or value is None:
+        return value
+    if depth > 3:
+        return "…"
+    if isinstance(value, dict):
+        return {str(_safe(k, depth + 1)): _safe(v, depth + 1) for k, v in list(value.items())[:20]}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v, depth + 1) for v in list(value)[:20]]
+    return _safe(str(value), depth + 1)
+
+
+def _public_manifest(manifest: dict) -> dict:
+    """The manifest without the build machine's file paths (the corpus path becomes its last part)."""
+    out = copy.deepcopy(manifest)
+    corpus = (out.get("config") or {}).get("corpus") or {}
+    if isinstance(corpus.get("path"), str):
+        corpus["path"] = Path(corpus["path"]).name
+    return out
+
+
+def _index_ref(index: Index) -> IndexRef:
+    m = index.manifest
+    return IndexRef(name=m.get("name", index.path.name), doc_count=int(m["doc_count"]),
+                    generation=int(m.get("generation", 0)),
+                    translation_lang=(m.get("translation") or {}).get("target_lang"))
+
+
+def _parse_filters(year: Optional[int], venue: Optional[str], field: list[str]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    if year is not None:
+        filters["year"] = [str(year)]
+    if venue is not None:
+        filters["venue"] = [venue]
+    if len(field) > MAX_FIELD_FILTERS:
+        raise HTTPException(400, f"at most {MAX_FIELD_FILTERS} field filters, got {len(field)}")
+    for item in field:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or not value.strip():
+            raise HTTPException(400, f"field filter {item!r} must look like name:value (e.g. field=venue:taln)")
+        filters.setdefault(name.strip(), []).append(value.strip())
+    return filters
+
+
+def _norm(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+def _matches(doc: Optional[Doc], filters: dict[str, list[str]]) -> bool:
+    """Every filtered field must hold one of its wanted values (a list field: any of its items)."""
+    if doc is None:
+        return False
+    for name, wanted in filters.items():
+        value = doc.fields.get(name)
+        values = value if isinstance(value, list) else [value]
+        have = {_norm(v) for v in values if v is not None}
+        if not have.intersection(_norm(w) for w in wanted):
+            return False
+    return True
+
+
+def _translation(tr: Optional[tuple[str, str]], lang: Optional[str], terms: list[str]) -> Optional[Translation]:
+    if tr is None or lang is None:
+        return None
+    return Translation(lang=lang, title=tr[0], text=tr[1], title_html=highlight(tr[0], terms),
+                       snippet=snippet(tr[1], terms))
+
+
+def _hit(h: Hit, rank: int, tr: Optional[tuple[str, str]], tr_lang: Optional[str], terms: list[str],
+         terms_original: list[str]) -> SearchHit:
+    doc = h.doc or Doc(h.doc_id, "", "", "")
+    return SearchHit(id=h.doc_id, rank=rank, score=float(h.score), lang=doc.lang, title=doc.title, text=doc.text,
+                     title_html=highlight(doc.title, terms_original), snippet=snippet(doc.text, terms_original),
+                     fields=dict(doc.fields), translation=_translation(tr, tr_lang, terms),
+                     route_scores={k: float(v) for k, v in h.route_scores.items()})
+
+
+def _translated_query_terms(index: Index, route: str, text: str, lang: str) -> list[str]:
+    """For query-translation routes, the translated query's words also get highlighted (best effort)."""
+    spec = index.manifest["routes"].get(route, {})
+    langs = list(index.manifest.get("languages") or {})
+    if not spec.get("query_translation") or not langs or langs[0] == lang:
+        return []
+    try:
+        return query_terms(*index.query_translator().translate([text], lang, langs[0]))
+    except Exception:  # noqa: BLE001 - highlighting never fails a search
+        log.debug("query translation for highlighting failed", exc_info=True)
+        return []
+
+
+def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[LiveIndex] = None) -> FastAPI:
+    """The FastAPI app serving `settings.index` (settings default to the XSEARCH_* environment)."""
+    settings = settings or ServerSettings.from_env()
+    live = live or LiveIndex(settings.index, warm=settings.warm)
+    first = live.index
+    route_enum = Enum("RouteName", {r: r for r in first.routes}, type=str)  # type: ignore[misc]
+    default_k = min(SEARCH.k, settings.max_k)
+
+    app = FastAPI(title="xsearch", version=xsearch.__version__, docs_url="/api/docs", redoc_url=None,
+                  description="Cross-lingual search over one xsearch index: search by any of its routes, read "
+                              "documents with their translations, and add, replace or delete documents live.")
+    app.state.live = live
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="the server's API key (XSEARCH_API_KEY)")
+
+    def check_key(key: Optional[str]) -> None:
+        if settings.api_key is None:
+            raise HTTPException(403, "live updates are disabled: the server was started without an API key "
+                                     "(set XSEARCH_API_KEY)")
+        expected = settings.api_key.get_secret_value().encode()
+        if not key or not hmac.compare_digest(key.encode("utf-8", "replace"), expected):
+            raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+
+    def write_auth(key: Annotated[Optional[str], Security(api_key)] = None) -> None:
+        check_key(key)
+
+    def read_auth(key: Annotated[Optional[str], Security(api_key)] = None) -> None:
+        check_key(key)
+
+    reads = [Depends(read_auth)] if settings.read_auth else []
+    read_errors = (401, 403) if settings.read_auth else ()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"type": e.get("type", ""), "loc": [_safe(x) for x in e.get("loc", ())], "msg": _safe(e.get("msg", "")),
+                   **({"input": _safe(e["input"])} if "input" in e else {})} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.exception_handler(UnknownDocumentError)
+    async def _unknown_doc(_request: Request, exc: UnknownDocumentError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(InputError)
+    async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(MissingBackendError)
+    async def _missing_backend(_request: Request, exc: MissingBackendError) -> JSONResponse:
+        return JSONResponse({"detail": f"this server lacks a backend: {exc}"}, status_code=503)
+
+    @app.exception_handler(IndexFormatError)
+    async def _bad_index(_request: Request, exc: IndexFormatError) -> JSONResponse:
+        return JSONResponse({"detail": f"the index cannot be read: {exc}"}, status_code=503)
+
+    # ---- pages ------------------------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    # ---- reads ------------------------------------------------------------------------------------------------
+    @app.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        ref = _index_ref(live.index)
+        return Health(status="ok", index=ref.name, doc_count=ref.doc_count, generation=ref.generation)
+
+    @app.get("/indexes", response_model=IndexList, dependencies=reads, responses=_errors(*read_errors),
+             tags=["service"])
+    def indexes() -> IndexList:
+        index = live.index
+        m = index.manifest
+        routes = [RouteInfo(name=name, about=spec.get("about", ""), fused="fuse" in spec,
+                            query_translation=bool(spec.get("query_translation")))
+                  for name, spec in m["routes"].items()]
+        ref = _index_ref(index)
+        return IndexList(indexes=[IndexInfo(
+            name=ref.name, doc_count=ref.doc_count, generation=ref.generation, languages=m.get("languages", {}),
+            routes=routes, default_route=index.default_route, translation=m.get("translation"),
+            max_k=settings.max_k, default_k=default_k, manifest=_public_manifest(m))])
+
+    @app.get("/search", response_model=SearchResponse, dependencies=reads,
+             responses=_errors(400, *read_errors, 503), tags=["search"])
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars,
+                                description=f"the query (at most {settings.max_query_chars} characters)")],
+        route: Annotated[Optional[route_enum], Query(description="retrieval route (default: the index's)")] = None,
+        k: Annotated[int, Query(ge=1, le=settings.max_k, description="results per page")] = default_k,
+        offset: Annotated[int, Query(ge=0, le=SEARCH.max_k - 1, description="results to skip (paging)")] = 0,
+        lang: Annotated[str, Query(pattern=r"^[a-z]{2,3}$", description="query language")] = SEARCH.query_lang,
+        year: Annotated[Optional[int], Query(ge=0, le=9999, description="only documents of this year")] = None,
+        venue: Annotated[Optional[str], Query(min_length=1, max_length=100,
+                                              description="only documents of this venue")] = None,
+        field: Annotated[Optional[list[str]], Query(max_length=MAX_FIELD_FILTERS,
+                                                    description="other stored-field filters, name:value")] = None,
+    ) -> SearchResponse:
+        unknown = sorted(set(request.query_params) - SEARCH_PARAMS)
+        if unknown:
+            raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; "
+                                     f"known: {', '.join(sorted(SEARCH_PARAMS))}")
+        text = q.strip()
+        if not text:
+            raise HTTPException(400, "the query is empty")
+        if offset + k > SEARCH.max_k:
+            raise HTTPException(400, f"offset + k must be at most {SEARCH.max_k} (got {offset} + {k})")
+        filters = _parse_filters(year, venue, field or [])
+        t0 = time.perf_counter()
+        with live.reading() as index:
+            route_name = route.value if route is not None else index.default_route
+            if filters:
+                depth = min(SEARCH.max_k, max(settings.filter_depth, offset + k + 1))
+                found = index.search(text, route=route_name, k=depth, lang=lang)
+                candidates = len(found)
+                kept = [h for h in found if _matches(h.doc, filters)]
+                page, has_more = kept[offset:offset + k], len(kept) > offset + k
+            else:
+                found = index.search(text, route=route_name, k=min(k + 1, SEARCH.max_k - offset), lang=lang,
+                                     offset=offset)
+                candidates = offset + len(found)
+                page, has_more = found[:k], len(found) > k
+            ref = _index_ref(index)
+            tr_lang = ref.translation_lang
+            trs = index.docstore.translations([h.doc_id for h in page], tr_lang) if tr_lang else {}
+            terms_translated = _translated_query_terms(index, route_name, text, lang)
+        terms = query_terms(text)
+        hits = [_hit(h, offset + i + 1, trs.get(h.doc_id), tr_lang, terms, terms + terms_translated)
+                for i, h in enumerate(page)]
+        return SearchResponse(
+            query=text, route=route_name, lang=lang, k=k, offset=offset, filters=filters, candidates=candidates,
+            hits=hits, has_more=has_more, prev_offset=max(0, offset - k) if offset > 0 else None,
+            next_offset=offset + k if has_more and offset + 2 * k <= SEARCH.max_k else None,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2), index=ref)
+
+    @app.get("/docs/{doc_id:path}", response_model=DocOut, dependencies=reads,
+             responses=_errors(404, *read_errors), tags=["documents"])
+    def get_doc(doc_id: str) -> DocOut:
+        with live.reading() as index:
+            doc = index.docstore.get(doc_id)
+            tr_lang = _index_ref(index).translation_lang
+            tr = index.docstore.translation(doc_id, tr_lang) if (doc is not None and tr_lang) else None
+        if doc is None:
+            raise HTTPException(404, f"unknown document id {doc_id!r}")
+        return DocOut(id=doc.doc_id, lang=doc.lang, title=doc.title, text=doc.text, fields=dict(doc.fields),
+                      translation=_translation(tr, tr_lang, []))
+
+    # ---- writes -----------------------------------------------------------------------------------------------
+    @app.post("/docs", response_model=BatchResult, dependencies=[Depends(write_auth)],
+              responses=_errors(400, 401, 403, 404, 413, 503), tags=["documents"])
+    def post_docs(batch: DocBatch) -> BatchResult:
+        """Add or replace documents (and delete ids), all in one atomic batch."""
+        if not batch.docs and not batch.delete:
+            raise HTTPException(400, "empty batch: give 'docs' to add or replace and/or 'delete' ids")
+        if len(batch.docs) > settings.max_batch_docs:
+            raise HTTPException(413, f"at most {settings.max_batch_docs} documents per batch, got {len(batch.docs)}")
+        docs = [Doc(d.id, d.lang, d.title, d.text, d.fields) for d in batch.docs]
+        return _apply(docs, batch.delete)
+
+    @app.delete("/docs/{doc_id:path}", response_model=BatchResult, dependencies=[Depends(write_auth)],
+                responses=_errors(400, 401, 403, 404, 503), tags=["documents"])
+    def delete_doc(doc_id: str) -> BatchResult:
+        with live.reading() as index:
+            exists = index.docstore.get(doc_id) is not None
+        if not exists:
+            raise HTTPException(404, f"unknown document id {doc_id!r}")
+        return _apply([], [doc_id])
+
+    def _apply(docs: list[Doc], deletes: list[str]) -> BatchResult:
+        t0 = time.perf_counter()
+        count = live.apply(docs, deletes)
+        return BatchResult(doc_count=count, generation=_index_ref(live.index).generation,
+                           upserted=[d.doc_id for d in docs], deleted=list(deletes),
+                           took_ms=round((time.perf_counter() - t0) * 1000, 2))
+
+    return app

@@ -1,0 +1,61 @@
+"""`xsearch serve`: run the HTTP server on one index (also `python -m server`)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def add_serve_command(sub) -> None:  # noqa: ANN001 - argparse's _SubParsersAction
+    """Register `serve` on an argparse sub-parser set (xsearch's CLI calls this)."""
+    p = sub.add_parser("serve", help="serve an index over HTTP: search API, web page, live updates",
+                       description="Serve an index over HTTP. The API key for writes is read from the environment "
+                                   "(XSEARCH_API_KEY), never from the command line; without it writes are off.")
+    _arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", default=None, help="index folder (default: $XSEARCH_INDEX)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-k", type=int, default=None, help="largest k a search may ask for (default 100)")
+    p.add_argument("--read-auth", action="store_true", default=None, help="require the API key for reads too")
+    p.add_argument("--warm", action="store_true", default=None,
+                   help="open every route and load its models before accepting requests")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .settings import ServerSettings
+
+    try:
+        settings = ServerSettings.from_env(index=args.index, max_k=args.max_k, read_auth=args.read_auth,
+                                           warm=args.warm)
+    except ValidationError as exc:
+        print(f"xsearch serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(settings)
+    print(f"serving {settings.index} on http://{args.host}:{args.port}/ (API at /api/docs; writes "
+          f"{'need X-API-Key' if settings.api_key else 'disabled: no XSEARCH_API_KEY'})", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="serve an xsearch index over HTTP")
+    _arguments(parser)
+    args = parser.parse_args(argv)
+    from xsearch.errors import XsearchError
+
+    try:
+        return cmd_serve(args)
+    except XsearchError as exc:
+        print(f"xsearch serve: error: {exc}", file=sys.stderr)
+        return 2

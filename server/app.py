@@ -7,6 +7,7 @@ their declared schema, 413 for oversized bodies); never a 500.
 """
 import copy
 import hmac
+from collections import Counter
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from pydantic import Field, StringConstraints, create_model
 
 import xsearch
 from xsearch.errors import IndexFormatError, InputError, MissingBackendError
@@ -27,12 +29,13 @@ from xsearch.records import Doc, Hit
 from xsearch.update import UnknownDocumentError
 
 from .highlight import highlight, query_terms, snippet
-from .models import (BatchResult, DocBatch, DocOut, Error, Health, IndexInfo, IndexList, IndexRef, RouteInfo,
+from .models import (BatchResult, DocBatch, DocIn, DocOut, Error, Health, IndexInfo, IndexList, IndexRef, RouteInfo,
                      SearchHit, SearchResponse, Translation)
 from .settings import SEARCH, ServerSettings
 from .state import LiveIndex
 
 STATIC = Path(__file__).parent / "static"
+FieldFilter = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^\s*[^:\s][^:]*:\s*\S")]
 SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field"}
 MAX_FIELD_FILTERS = 10
 log = logging.getLogger("xsearch.server")
@@ -98,6 +101,24 @@ def _safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_safe(v, depth + 1) for v in list(value)[:20]]
     return _safe(str(value), depth + 1)
+
+
+def _message(error: dict) -> str:
+    """pydantic's message, said plainly where a pattern would otherwise be quoted at the user."""
+    loc, kind = tuple(error.get("loc", ())), error.get("type")
+    if kind == "string_pattern_mismatch":
+        if loc == ("query", "q"):
+            return "the query is empty (only spaces)"
+        if loc[:2] == ("query", "field"):
+            return "a field filter must look like name:value (e.g. field=venue:taln)"
+        if loc[-1:] in (("title",), ("text",)):
+            return f"{loc[-1]} may not hold a NUL character"
+        if loc[-1:] == ("id",):
+            return "a document id may not hold control characters nor start or end with a space"
+        if loc[-1:] == ("lang",):
+            return "lang must be a lower-case ISO 639 code such as 'en' or 'fr' (pattern ^[a-z]{2,3}$)"
+    msg = str(_safe(error.get("msg", "")))
+    return msg.removeprefix("Value error, ")
 
 
 def _public_manifest(manifest: dict) -> dict:
@@ -185,6 +206,12 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
     first = live.index
     route_enum = Enum("RouteName", {r: r for r in first.routes}, type=str)  # type: ignore[misc]
     default_k = min(SEARCH.k, settings.max_k)
+    max_offset = SEARCH.max_k - settings.max_k  # so that offset + k never passes the library's max_k
+    # the batch model with this server's batch size in its schema
+    batch_model = create_model("DocBatch", __base__=DocBatch, __doc__=DocBatch.__doc__,
+                               docs=(list[DocIn], Field(default_factory=list, max_length=settings.max_batch_docs,
+                                                        description="documents to add, or replace when the id "
+                                                                    f"exists (at most {settings.max_batch_docs})")))
 
     app = FastAPI(title="xsearch", version=xsearch.__version__, docs_url="/api/docs", redoc_url=None,
                   description="Cross-lingual search over one xsearch index: search by any of its routes, read "
@@ -213,7 +240,7 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"type": e.get("type", ""), "loc": [_safe(x) for x in e.get("loc", ())], "msg": _safe(e.get("msg", "")),
+        errors = [{"type": e.get("type", ""), "loc": [_safe(x) for x in e.get("loc", ())], "msg": _message(e),
                    **({"input": _safe(e["input"])} if "input" in e else {})} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
@@ -264,17 +291,19 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
              responses=_errors(400, *read_errors, 503), tags=["search"])
     def search(
         request: Request,
-        q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars,
+        q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars, pattern=r"\S",
                                 description=f"the query (at most {settings.max_query_chars} characters)")],
         route: Annotated[Optional[route_enum], Query(description="retrieval route (default: the index's)")] = None,
         k: Annotated[int, Query(ge=1, le=settings.max_k, description="results per page")] = default_k,
-        offset: Annotated[int, Query(ge=0, le=SEARCH.max_k - 1, description="results to skip (paging)")] = 0,
+        offset: Annotated[int, Query(ge=0, le=max_offset,
+                                     description=f"results to skip (paging; offset + k <= {SEARCH.max_k})")] = 0,
         lang: Annotated[str, Query(pattern=r"^[a-z]{2,3}$", description="query language")] = SEARCH.query_lang,
         year: Annotated[Optional[int], Query(ge=0, le=9999, description="only documents of this year")] = None,
         venue: Annotated[Optional[str], Query(min_length=1, max_length=100,
                                               description="only documents of this venue")] = None,
-        field: Annotated[Optional[list[str]], Query(max_length=MAX_FIELD_FILTERS,
-                                                    description="other stored-field filters, name:value")] = None,
+        field: Annotated[Optional[list[FieldFilter]], Query(max_length=MAX_FIELD_FILTERS,
+                                                            description="other stored-field filters, name:value "
+                                                                        "(repeat for several)")] = None,
     ) -> SearchResponse:
         unknown = sorted(set(request.query_params) - SEARCH_PARAMS)
         if unknown:
@@ -327,13 +356,17 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
 
     # ---- writes -----------------------------------------------------------------------------------------------
     @app.post("/docs", response_model=BatchResult, dependencies=[Depends(write_auth)],
-              responses=_errors(400, 401, 403, 404, 413, 503), tags=["documents"])
-    def post_docs(batch: DocBatch) -> BatchResult:
+              responses=_errors(400, 401, 403, 404, 409, 413, 503), tags=["documents"])
+    def post_docs(batch: batch_model) -> BatchResult:  # type: ignore[valid-type]
         """Add or replace documents (and delete ids), all in one atomic batch."""
-        if not batch.docs and not batch.delete:
-            raise HTTPException(400, "empty batch: give 'docs' to add or replace and/or 'delete' ids")
-        if len(batch.docs) > settings.max_batch_docs:
-            raise HTTPException(413, f"at most {settings.max_batch_docs} documents per batch, got {len(batch.docs)}")
+        ids = [d.id for d in batch.docs]
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if twice:
+            raise HTTPException(409, f"document id{'s' if len(twice) > 1 else ''} {', '.join(map(repr, twice))} "
+                                     "appear(s) more than once in the batch")
+        both = sorted(set(ids).intersection(batch.delete))
+        if both:
+            raise HTTPException(409, f"ids both added and deleted in one batch: {', '.join(map(repr, both))}")
         docs = [Doc(d.id, d.lang, d.title, d.text, d.fields) for d in batch.docs]
         return _apply(docs, batch.delete)
 

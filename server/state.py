@@ -111,9 +111,11 @@ class LiveIndex:
 
     def __init__(self, path: str | Path, warm: bool = False):
         self.path = Path(path).resolve()
-        if self.path.parent.exists():
+        try:
             with writer_lock(self.path):
                 recover(self.path)  # a crash mid-exchange in an earlier run: put the index back first
+        except OSError as exc:  # a read-only parent folder: nothing to recover, and no live updates either
+            log.warning("cannot lock %s for recovery (%s); serving it as it is", self.path, exc)
         self._index = open_index(self.path)
         self._rw = RWLock()
         self._writing = threading.Lock()  # one batch at a time in this process (apply_batch also locks the folder)
@@ -131,8 +133,12 @@ class LiveIndex:
             yield self._index
 
     def warm(self, routes: Sequence[str]) -> None:
+        """Open each route and run one query through it, so models load (and warm up) before any request."""
         for route in routes:
-            self._index.retriever(route)
+            try:
+                self._index.search("warm up", route=route, k=1)
+            except Exception:  # noqa: BLE001 - a broken route stays broken, visibly, on use
+                log.warning("could not warm route %s", route, exc_info=True)
 
     def apply(self, upserts: Sequence[Doc], deletes: Sequence[str]) -> int:
         """Apply one batch (all or nothing) and swap it in; returns the new document count."""

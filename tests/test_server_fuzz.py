@@ -7,6 +7,8 @@ minute on two cores.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="pip install 'xsearch[test]' (schemathesis)")
@@ -29,7 +31,7 @@ def fuzz_app(tmp_path_factory):
         path = copy_index(template, tmp_path_factory.mktemp("fuzz") / "tiny")
         # a small k cap and batch size keep each generated request cheap
         yield create_app(ServerSettings(index=path, api_key=API_KEY, max_k=20, max_batch_docs=5,
-                                        max_query_chars=300))
+                                        max_query_chars=300, warm=True))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def api_schema(fuzz_app):
 
 OPERATIONS = [("GET", "/search"), ("GET", "/docs/{doc_id}"), ("POST", "/docs"), ("DELETE", "/docs/{doc_id}"),
               ("GET", "/indexes"), ("GET", "/health")]
-WITH_INPUT = {"/search", "/docs/{doc_id}", "/docs"}
+WITH_INPUT = {"/search", "/docs"}  # a doc id is any string: nothing in a path is schema-invalid
 
 
 # (schemathesis' own pytest integration, schema.parametrize / pytest.from_fixture, breaks on pytest 9: it sets
@@ -62,3 +64,4 @@ def test_api_never_answers_5xx(api_schema, method, path, mode):
 
     run()
     assert calls and all(code < 500 for code in calls), calls
+    print(f"{method} {path} {mode}: {len(calls)} requests, status codes {dict(sorted(Counter(calls).items()))}")

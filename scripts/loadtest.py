@@ -1,0 +1,184 @@
+#!/usr/bin/env python
+"""Load test: N concurrent clients against a local xsearch server, per route.
+
+Starts `python -m server` on a free loopback port over the index (warmed: every route opened and run once), then
+for each route sends a bounded number of searches from N client threads (httpx, one connection each) and prints
+QPS and p50/p95/p99 latency, plus the server process's resident memory (RSS) before and after. Loopback only;
+bounded in requests and in time.
+
+    .venv/bin/python scripts/loadtest.py                       # indexes/taln, its routes, 8 clients
+    .venv/bin/python scripts/loadtest.py --index /tmp/idx --routes bm25 dense --clients 4 --requests 500
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = [
+    "statistical machine translation", "word sense disambiguation", "dependency parsing", "speech recognition",
+    "named entity recognition", "part of speech tagging", "text summarization", "sentiment analysis",
+    "question answering", "information retrieval", "lexical semantics", "morphological analysis",
+    "discourse structure", "coreference resolution", "terminology extraction", "corpus annotation",
+    "syntactic parsing of French", "language model", "dialogue systems", "text classification",
+    "semantic role labeling", "tree adjoining grammar", "lexicon acquisition", "spelling correction",
+    "speech synthesis", "bilingual dictionary", "parallel corpora alignment", "opinion mining", "chunking",
+    "machine learning for natural language processing",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+
+
+def start_server(index: Path, port: int, api_key: str | None) -> subprocess.Popen:
+    env = {**os.environ, "XSEARCH_INDEX": str(index)}
+    env.pop("XSEARCH_API_KEY", None)
+    if api_key:
+        env["XSEARCH_API_KEY"] = api_key
+    cmd = [sys.executable, "-m", "server", "--index", str(index), "--host", "127.0.0.1", "--port", str(port),
+           "--warm", "--log-level", "warning"]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode}")
+        try:
+            r = httpx.get(base + "/indexes", timeout=2)
+            if r.status_code == 200:
+                return r.json()["indexes"][0]
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the server did not answer within {timeout:.0f}s")
+
+
+def run_route(base: str, route: str, clients: int, requests: int, seconds: float, k: int) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    def client(n: int) -> None:
+        nonlocal sent
+        with httpx.Client(base_url=base, timeout=60) as http:
+            i = n
+            while True:
+                with lock:
+                    if sent >= requests or time.perf_counter() > deadline:
+                        return
+                    sent += 1
+                q = QUERIES[i % len(QUERIES)]
+                i += clients
+                t = time.perf_counter()
+                try:
+                    r = http.get("/search", params={"q": q, "route": route, "k": k})
+                    ok = r.status_code == 200
+                    why = f"HTTP {r.status_code}: {r.text[:120]}"
+                except httpx.HTTPError as exc:
+                    ok, why = False, repr(exc)
+                elapsed = time.perf_counter() - t
+                with lock:
+                    (latencies.append(elapsed) if ok else errors.append(why))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ms = [x * 1000 for x in latencies]
+    return {"route": route, "requests": len(latencies) + len(errors), "errors": len(errors),
+            "first_error": errors[0] if errors else None, "seconds": round(wall, 2),
+            "qps": round(len(latencies) / wall, 1) if wall else 0.0,
+            "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
+            "p99_ms": round(percentile(ms, 99), 1), "mean_ms": round(statistics.fmean(ms), 1) if ms else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--index", default=str(ROOT / "indexes" / "taln"), help="index folder (default indexes/taln)")
+    p.add_argument("--routes", nargs="+", default=None, help="routes to load (default: all the index's routes)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
+    p.add_argument("--requests", type=int, default=400, help="requests per route (default 400, at most 20000)")
+    p.add_argument("--seconds", type=float, default=60, help="time limit per route (default 60 s, at most 600)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--startup-timeout", type=float, default=180)
+    p.add_argument("--json", help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    if not 1 <= args.clients <= 256 or not 1 <= args.requests <= 20_000 or not 0 < args.seconds <= 600:
+        p.error("bounds: 1 <= clients <= 256, 1 <= requests <= 20000, 0 < seconds <= 600")
+    index = Path(args.index).resolve()
+    if not (index / "manifest.json").exists():
+        p.error(f"{index} is not an index folder (build one: xsearch index indexes/taln.yaml)")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    t = time.perf_counter()
+    proc = start_server(index, port, api_key=None)
+    try:
+        info = wait_ready(base, proc, args.startup_timeout)
+        print(f"server pid {proc.pid} ready in {time.perf_counter() - t:.1f}s: {info['name']}, "
+              f"{info['doc_count']} documents, routes {', '.join(r['name'] for r in info['routes'])}")
+        routes = args.routes or [r["name"] for r in info["routes"]]
+        rss_before = rss_mb(proc.pid)
+        results = []
+        print(f"{args.clients} clients, up to {args.requests} requests or {args.seconds:.0f}s per route, k={args.k}")
+        print(f"{'route':<12}{'requests':>9}{'errors':>8}{'QPS':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+        for route in routes:
+            res = run_route(base, route, args.clients, args.requests, args.seconds, args.k)
+            results.append(res)
+            print(f"{route:<12}{res['requests']:>9}{res['errors']:>8}{res['qps']:>9.1f}{res['p50_ms']:>9.1f}"
+                  f"{res['p95_ms']:>9.1f}{res['p99_ms']:>9.1f}")
+            if res["first_error"]:
+                print(f"    first error: {res['first_error']}")
+        rss_after = rss_mb(proc.pid)
+        total = sum(r["requests"] for r in results)
+        print(f"server RSS: {rss_before:.0f} MB after warm-up, {rss_after:.0f} MB after {total} requests "
+              f"({rss_after - rss_before:+.0f} MB)")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"index": str(index), "clients": args.clients, "routes": results,
+                                                   "rss_mb_before": round(rss_before, 1),
+                                                   "rss_mb_after": round(rss_after, 1)}, indent=2))
+        return 1 if any(r["errors"] for r in results) else 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

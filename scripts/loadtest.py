@@ -133,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     p.add_argument("--requests", type=int, default=400, help="requests per route (default 400, at most 20000)")
     p.add_argument("--seconds", type=float, default=60, help="time limit per route (default 60 s, at most 600)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every route this many times, printing the RSS "
+                                                          "after each round (a leak keeps growing; default 1)")
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--startup-timeout", type=float, default=180)
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
-    if not 1 <= args.clients <= 256 or not 1 <= args.requests <= 20_000 or not 0 < args.seconds <= 600:
-        p.error("bounds: 1 <= clients <= 256, 1 <= requests <= 20000, 0 < seconds <= 600")
+    if (not 1 <= args.clients <= 256 or not 1 <= args.requests <= 20_000 or not 0 < args.seconds <= 600
+            or not 1 <= args.rounds <= 10):
+        p.error("bounds: 1 <= clients <= 256, 1 <= requests <= 20000, 0 < seconds <= 600, 1 <= rounds <= 10")
     index = Path(args.index).resolve()
     if not (index / "manifest.json").exists():
         p.error(f"{index} is not an index folder (build one: xsearch index indexes/taln.yaml)")
@@ -154,23 +157,29 @@ def main(argv: list[str] | None = None) -> int:
         routes = args.routes or [r["name"] for r in info["routes"]]
         rss_before = rss_mb(proc.pid)
         results = []
+        rss_rounds = []
         print(f"{args.clients} clients, up to {args.requests} requests or {args.seconds:.0f}s per route, k={args.k}")
-        print(f"{'route':<12}{'requests':>9}{'errors':>8}{'QPS':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
-        for route in routes:
-            res = run_route(base, route, args.clients, args.requests, args.seconds, args.k)
-            results.append(res)
-            print(f"{route:<12}{res['requests']:>9}{res['errors']:>8}{res['qps']:>9.1f}{res['p50_ms']:>9.1f}"
-                  f"{res['p95_ms']:>9.1f}{res['p99_ms']:>9.1f}")
-            if res["first_error"]:
-                print(f"    first error: {res['first_error']}")
-        rss_after = rss_mb(proc.pid)
-        total = sum(r["requests"] for r in results)
-        print(f"server RSS: {rss_before:.0f} MB after warm-up, {rss_after:.0f} MB after {total} requests "
-              f"({rss_after - rss_before:+.0f} MB)")
+        for n in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {n + 1} of {args.rounds}")
+            print(f"{'route':<12}{'requests':>9}{'errors':>8}{'QPS':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+            for route in routes:
+                res = run_route(base, route, args.clients, args.requests, args.seconds, args.k)
+                results.append({**res, "round": n + 1})
+                print(f"{route:<12}{res['requests']:>9}{res['errors']:>8}{res['qps']:>9.1f}{res['p50_ms']:>9.1f}"
+                      f"{res['p95_ms']:>9.1f}{res['p99_ms']:>9.1f}")
+                if res["first_error"]:
+                    print(f"    first error: {res['first_error']}")
+            rss_rounds.append(rss_mb(proc.pid))
+            done = sum(r["requests"] for r in results)
+            print(f"server RSS: {rss_before:.0f} MB after warm-up, {rss_rounds[-1]:.0f} MB after {done} requests "
+                  f"({rss_rounds[-1] - rss_before:+.0f} MB)")
+        rss_after = rss_rounds[-1]
         if args.json:
             Path(args.json).write_text(json.dumps({"index": str(index), "clients": args.clients, "routes": results,
                                                    "rss_mb_before": round(rss_before, 1),
-                                                   "rss_mb_after": round(rss_after, 1)}, indent=2))
+                                                   "rss_mb_after": round(rss_after, 1),
+                                                   "rss_mb_per_round": [round(x, 1) for x in rss_rounds]}, indent=2))
         return 1 if any(r["errors"] for r in results) else 0
     finally:
         proc.terminate()

@@ -29,8 +29,13 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    import os
+
     from .settings import ServerSettings
 
+    if not args.index and not os.environ.get("XSEARCH_INDEX"):
+        print("xsearch serve: give the index folder: --index PATH (or set XSEARCH_INDEX)", file=sys.stderr)
+        return 2
     try:
         settings = ServerSettings.from_env(index=args.index, max_k=args.max_k, read_auth=args.read_auth,
                                            warm=args.warm)

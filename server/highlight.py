@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -46,13 +47,22 @@ def query_terms(*queries: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=100_000)
+def _key(word: str) -> tuple[str, str] | None:
+    """(folded, stem) of a document word, or None for words never highlighted; cached (words repeat a lot)."""
+    w = fold(word)
+    if len(w) < 2 or w in _STOP:
+        return None
+    return w, _stem(w)
+
+
 def _matches(word: str, stems: Sequence[str]) -> bool:
     if not stems:
         return False
-    w = fold(word)
-    if len(w) < 2 or w in _STOP:
+    key = _key(word)
+    if key is None:
         return False
-    ws = _stem(w)
+    w, ws = key
     return any(ws == s or (len(s) >= 5 and w.startswith(s)) for s in stems)
 
 

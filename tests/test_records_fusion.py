@@ -60,3 +60,26 @@ def test_as_queries_shapes_and_empty():
     assert as_queries({"a": "x"}, lang="fr") == [Query("a", "x", "fr")]
     with pytest.raises(InputError, match="empty"):
         as_queries(["  "])
+
+
+def test_query_caching_encoder_encodes_each_text_once():
+    import numpy as np
+
+    from xsearch.qcache import QueryCachingEncoder
+
+    class Counting:
+        name, dim = "count", 2
+        seen: list = []
+
+        def encode_queries(self, texts, batch_size=64):
+            self.seen.extend(texts)
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    inner = Counting()
+    enc = QueryCachingEncoder(inner, max_entries=2)
+    first = enc.encode_queries(["a", "bb", "a"])
+    assert first.tolist() == [[1, 1], [2, 1], [1, 1]] and inner.seen == ["a", "bb"]
+    assert enc.encode_queries(["bb"]).tolist() == [[2, 1]] and inner.seen == ["a", "bb"]
+    enc.encode_queries(["ccc"])  # evicts the oldest entry ("a")
+    enc.encode_queries(["a"])
+    assert inner.seen == ["a", "bb", "ccc", "a"] and enc.encode_queries([]).shape == (0, 2)

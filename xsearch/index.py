@@ -94,8 +94,9 @@ class Index:
             key = f"encoder:{spec}"
             if key not in self._components:
                 from .encoders import make_encoder
+                from .qcache import QueryCachingEncoder
 
-                self._components[key] = make_encoder(spec)
+                self._components[key] = QueryCachingEncoder(make_encoder(spec))
             return self._components[key]
 
     def query_translator(self):

@@ -1,0 +1,40 @@
+"""A bounded memo of query vectors in front of an Encoder: routes that share an encoder (dense, dense-dt, hybrids)
+and repeated queries on a server encode each query text once."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Sequence
+
+import numpy as np
+
+
+class QueryCachingEncoder:
+    def __init__(self, inner, max_entries: int = 200_000):
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.family = getattr(inner, "family", inner.name)
+        self.max_entries = max_entries
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        texts = list(texts)
+        with self._lock:
+            known = {t: self._memo[t] for t in texts if t in self._memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            vectors = self.inner.encode_queries(missing, batch_size=batch_size)
+            known.update(zip(missing, vectors))
+            with self._lock:
+                self._memo.update(zip(missing, vectors))
+                while len(self._memo) > self.max_entries:
+                    self._memo.popitem(last=False)
+        if not texts:
+            return np.empty((0, self.dim), np.float32)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
+
+    def encode_passages(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False):
+        options = {"batch_size": batch_size} if batch_size else {}
+        return self.inner.encode_passages(texts, show_progress=show_progress, **options)

@@ -285,7 +285,8 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         return IndexList(indexes=[IndexInfo(
             name=ref.name, doc_count=ref.doc_count, generation=ref.generation, languages=m.get("languages", {}),
             routes=routes, default_route=index.default_route, translation=m.get("translation"),
-            max_k=settings.max_k, default_k=default_k, manifest=_public_manifest(m))])
+            max_k=settings.max_k, default_k=default_k, max_query_chars=settings.max_query_chars,
+            manifest=_public_manifest(m))])
 
     @app.get("/search", response_model=SearchResponse, dependencies=reads,
              responses=_errors(400, *read_errors, 503), tags=["search"])

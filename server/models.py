@@ -101,6 +101,7 @@ class IndexInfo(BaseModel):
     translation: Optional[dict[str, Any]] = None
     max_k: int
     default_k: int
+    max_query_chars: int
     manifest: dict[str, Any] = Field(description="the index's manifest.json (corpus path reduced to its name)")
 
 

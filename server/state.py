@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from xsearch.index import Index
-from xsearch.jni_lock import JNI_LOCK, Serialized
 from xsearch.records import Doc
 from xsearch.update import apply_batch, recover, writer_lock
 
@@ -65,17 +64,7 @@ class RWLock:
 
 
 class ServedIndex(Index):
-    """An Index safe to search from many threads: its Lucene searchers are created and called under JNI_LOCK
-    (pyjnius is not thread-safe; see xsearch/jni_lock.py). A core change making LuceneBM25/LuceneImpact take the
-    lock themselves would make this subclass unnecessary."""
-
-    def _retriever_for(self, name: str, translator: Any):  # noqa: ANN202
-        if self.manifest["components"][name]["type"] in ("bm25", "impact"):
-            with JNI_LOCK:
-                retriever = super()._retriever_for(name, translator)
-            retriever.lucene = Serialized(retriever.lucene)
-            return retriever
-        return super()._retriever_for(name, translator)
+    """The server's Index (Lucene calls are serialised by xsearch.jvm.JNI_LOCK inside xsearch.lucene)."""
 
 
 def open_index(path: str | Path) -> ServedIndex:

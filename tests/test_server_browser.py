@@ -21,7 +21,6 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="pip install 'xsear
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from server_helpers import build_template, copy_index, install_translator, running_server  # noqa: E402

@@ -125,6 +125,13 @@ def _build_into(config: IndexConfig, docs: list[Doc], folder: Path, timings: dic
                 encoder, t_texts, ids, folder / "dense" / "translation", config.dense.kind, config.dense.batch_size,
                 show_progress, spec=config.dense.encoder, text=f"translation:{tr.target_lang}"))
             routes["dense-dt"] = _route(["dense-dt"], "dense retrieval on the document translation")
+        if config.xqg.enabled:  # xQG: passage vectors augmented with generated-query vectors (xsearch.qgen)
+            from .qgen.augment import build_xqg
+
+            xqg_components, xqg_routes = timed("xqg", lambda: build_xqg(
+                config.xqg, docs, encoder, folder, components["dense"], show_progress=show_progress, log=log))
+            components.update(xqg_components)
+            routes.update(xqg_routes)
 
     if config.splade.enabled:
         components["splade"] = timed("splade", lambda: build_splade(config, docs, translations, folder,
@@ -233,14 +240,11 @@ def _check_unique(docs: Sequence[Doc]) -> None:
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished build over `out`; the old index is moved aside first and removed only afterwards."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{int(time.time())}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Exchange the finished build with `out` atomically (xsearch.atomic), then remove the old index."""
+    from .atomic import exchange, recover
+
+    recover(out)
+    shutil.rmtree(exchange(tmp, out), ignore_errors=True)
 
 
 def _size_mb(folder: Path) -> float:

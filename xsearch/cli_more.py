@@ -26,6 +26,10 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     p.add_argument("--out", default="eval/reports")
     p.set_defaults(func=cmd_eval_transfer)
 
+    from server.cli import add_serve_command
+
+    add_serve_command(sub)
+
     models = sub.add_parser("models", help="convert models")
     msub = models.add_subparsers(dest="models_command", required=True)
     p = msub.add_parser("convert", help="convert a Hugging Face MT model (id or folder) to CTranslate2")

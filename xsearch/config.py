@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError
 
@@ -47,6 +47,29 @@ class SpladeSpec(_Strict):
     on: Literal["translation", "original"] = "translation"
 
 
+class XQGVariant(_Strict):
+    alpha: float = Field(ge=0.0)
+    formula: Literal["xqg", "mean"] = "xqg"
+
+
+class XQGSpec(_Strict):
+    """Passage vectors augmented with generated-query vectors (xQG, Zhuang et al. 2023): route dense-xqg.
+
+    See xsearch.qgen.augment for the two formulas; `sweep` adds routes dense-xqg@<formula><alpha> that share the
+    generated queries and their vectors (only a FAISS index each)."""
+
+    enabled: bool = False
+    generator: str = Field("keyphrase", description="keyphrase | ct2:<folder> (a doc2query T5/mT5 model)")
+    n: int = Field(10, ge=1, description="generated queries per passage")
+    alpha: float = Field(0.02, ge=0.0)
+    formula: Literal["xqg", "mean"] = Field("xqg", description="xqg: (1-a)p + a*sum(q) (the paper's code); "
+                                                                "mean: normalise(p + a*mean(q))")
+    lang: str = Field("en", description="language of the generated queries")
+    translate: Optional[str] = Field(None, description="keyphrase only: translator into `lang` (apertium | "
+                                                       "ct2:<folder>); unset = phrases kept in the passage language")
+    sweep: list[XQGVariant] = Field(default_factory=list)
+
+
 class IndexConfig(_Strict):
     name: str = "index"
     corpus: CorpusSpec
@@ -54,6 +77,13 @@ class IndexConfig(_Strict):
     dense: DenseSpec = DenseSpec()
     translate: TranslationSpec = TranslationSpec()
     splade: SpladeSpec = SpladeSpec()
+    xqg: XQGSpec = XQGSpec()
+
+    @model_validator(mode="after")
+    def _xqg_needs_dense(self) -> "IndexConfig":
+        if self.xqg.enabled and not self.dense.enabled:
+            raise ValueError("xqg augments the dense vectors: it needs dense.enabled")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "IndexConfig":

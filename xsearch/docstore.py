@@ -44,7 +44,9 @@ class DocStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            uri = f"file:{self.path}?mode=ro" if self.readonly else f"file:{self.path}"
+            # immutable: a published index folder never changes in place (updates swap in a new copy), so readers
+            # need no -wal/-shm files inside it
+            uri = f"file:{self.path}?mode=ro&immutable=1" if self.readonly else f"file:{self.path}"
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
             if not self.readonly:
                 conn.execute("PRAGMA journal_mode=WAL")

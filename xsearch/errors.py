@@ -1,6 +1,8 @@
 """Typed errors: every failure names the input that caused it (no bare asserts, no silent fallbacks)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 
 class XsearchError(Exception):
     """Base class for every error xsearch raises on purpose."""
@@ -24,3 +26,12 @@ class MissingBackendError(XsearchError, ImportError):
 
 class IndexFormatError(XsearchError):
     """An index folder is missing, incomplete or was written by an incompatible version."""
+
+
+class UnknownDocumentError(InputError):
+    """A batch deletes a document id the index does not hold."""
+
+    def __init__(self, doc_ids: Sequence[str]):
+        shown = ", ".join(repr(d) for d in list(doc_ids)[:10]) + (" ..." if len(doc_ids) > 10 else "")
+        super().__init__(f"unknown document id{'s' if len(doc_ids) > 1 else ''}: {shown}")
+        self.doc_ids = list(doc_ids)

@@ -140,6 +140,12 @@ class Index:
     def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
         return self.docstore.translation(doc_id, lang)
 
+    def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
+        """The xQG queries generated for `doc_id` (None if it has none); InputError if the index has no xQG."""
+        from .qgen.augment import generated_queries
+
+        return generated_queries(self, doc_id, component)
+
 
 def _check_k(k: int) -> int:
     if not isinstance(k, int) or k < 1 or k > DEFAULTS.max_k:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from .errors import IndexFormatError
-from .jvm import autoclass, ensure_jvm
+from .jvm import JNI_LOCK, autoclass, ensure_jvm
 from .records import Query, Run
 
 # Languages with an Anserini analyzer (io.anserini.analysis.AnalyzerMap); others fall back to the whitespace-free
@@ -53,7 +53,8 @@ def _index_collection(records: Iterable[Mapping[str, object]], out_dir: str | Pa
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
         jargs = ["-input", tmp, "-index", str(out_dir), "-threads", str(_threads()), "-quiet", *args]
-        autoclass("io.anserini.index.IndexCollection").main(jargs)
+        with JNI_LOCK:
+            autoclass("io.anserini.index.IndexCollection").main(jargs)
     if not (out_dir.exists() and any(out_dir.iterdir())):
         raise IndexFormatError(f"Anserini wrote no index into {out_dir}")
     return n
@@ -67,22 +68,26 @@ class LuceneBM25:
         from pyserini.search.lucene import LuceneSearcher
 
         self.index_dir = str(index_dir)
-        self._searcher = LuceneSearcher(self.index_dir)
-        self._searcher.set_language(analyzer_for(lang))
-        self._searcher.set_bm25(k1, b)
+        with JNI_LOCK:
+            self._searcher = LuceneSearcher(self.index_dir)
+            self._searcher.set_language(analyzer_for(lang))
+            self._searcher.set_bm25(k1, b)
         self.lang = lang
 
     def search_texts(self, texts: Sequence[str], qids: Sequence[str], k: int) -> Run:
         if not texts:
             return Run()
-        hits = self._searcher.batch_search(list(texts), list(qids), k=k, threads=_threads())
-        return _to_run(hits, qids)
+        with JNI_LOCK:
+            hits = self._searcher.batch_search(list(texts), list(qids), k=k, threads=_threads())
+            return _to_run(hits, qids)
 
     def num_docs(self) -> int:
-        return int(self._searcher.num_docs)
+        with JNI_LOCK:
+            return int(self._searcher.num_docs)
 
     def close(self) -> None:
-        self._searcher.close()
+        with JNI_LOCK:
+            self._searcher.close()
 
 
 class LuceneImpact:
@@ -93,16 +98,19 @@ class LuceneImpact:
         from pyserini.search.lucene import LuceneImpactSearcher
 
         self.index_dir = str(index_dir)
-        self._searcher = LuceneImpactSearcher(self.index_dir, query_encoder=_PassThrough())
+        with JNI_LOCK:
+            self._searcher = LuceneImpactSearcher(self.index_dir, query_encoder=_PassThrough())
 
     def search_vectors(self, vectors: Sequence[Mapping[str, float]], qids: Sequence[str], k: int) -> Run:
         if not vectors:
             return Run()
-        hits = self._searcher.batch_search([dict(v) for v in vectors], list(qids), k=k, threads=_threads())
-        return _to_run(hits, qids)
+        with JNI_LOCK:
+            hits = self._searcher.batch_search([dict(v) for v in vectors], list(qids), k=k, threads=_threads())
+            return _to_run(hits, qids)
 
     def close(self) -> None:
-        self._searcher.close()
+        with JNI_LOCK:
+            self._searcher.close()
 
 
 class _PassThrough:

@@ -5,7 +5,7 @@ classes `IndexCollection` uses (JsonCollection / JsonVectorCollection documents,
 with positions, doc vectors and raw stored), analysed by the same analyzer, so an updated index answers exactly
 like one rebuilt from scratch over the same documents (tests/test_server_update.py checks scores are equal).
 Deleted documents are merged away before the commit (forceMergeDeletes), so BM25 statistics hold no ghosts.
-Nothing Java leaves this module. Every call into the JVM holds xsearch.jni_lock.JNI_LOCK (pyjnius is not safe for
+Nothing Java leaves this module. Every call into the JVM holds xsearch.jvm.JNI_LOCK (pyjnius is not safe for
 concurrent calls, and a server searches while it updates), one document or one step at a time, so searches are
 held back for milliseconds, not for a whole batch.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import IndexFormatError
-from .jni_lock import JNI_LOCK
+from .jvm import JNI_LOCK
 from .jvm import autoclass, ensure_jvm
 from .lucene import ANALYZER_LANGS, analyzer_for
 

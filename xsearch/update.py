@@ -22,15 +22,10 @@ mix old and new files in one request passes `swap_guard` (see server/state.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import errno
 import json
-import os
 import re
 import shutil
 import sqlite3
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -39,22 +34,14 @@ from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import exchange as _exchange, fsync_tree as _fsync_tree, recover, writer_lock
 from .build import FORMAT, MANIFEST
 from .docstore import DocStore
-from .errors import IndexFormatError, InputError
+from .errors import IndexFormatError, InputError, UnknownDocumentError
 from .records import Doc
 
 Log = Callable[[str], None]
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-
-
-class UnknownDocumentError(InputError):
-    """A batch deletes a document id the index does not hold."""
-
-    def __init__(self, doc_ids: Sequence[str]):
-        shown = ", ".join(repr(d) for d in list(doc_ids)[:10]) + (" ..." if len(doc_ids) > 10 else "")
-        super().__init__(f"unknown document id{'s' if len(doc_ids) > 1 else ''}: {shown}")
-        self.doc_ids = list(doc_ids)
 
 
 def as_doc(record: Doc | Mapping[str, Any]) -> Doc:
@@ -141,88 +128,6 @@ def _check_batch(docs: Sequence[Doc], dels: Sequence[str]) -> None:
     both = seen.intersection(dels)
     if both:
         raise InputError(f"ids both added and deleted in one batch: {sorted(both)}")
-
-
-# ---- locking, exchange, recovery -------------------------------------------------------------------------------
-_thread_locks: dict[Path, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def writer_lock(path: Path):
-    """One writer per index folder: a thread lock for this process, an fcntl lock for other processes."""
-    import fcntl
-
-    with _thread_locks_guard:
-        lock = _thread_locks.setdefault(path, threading.Lock())
-    with lock:
-        lock_file = path.with_name(f".{path.name}.lock")
-        with open(lock_file, "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _renameat2_exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    fn = getattr(libc, "renameat2", None)
-    if fn is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, f"renameat2({a}, {b}, RENAME_EXCHANGE): {os.strerror(err)}")
-
-
-def _exchange(new: Path, live: Path) -> Path:
-    """Put `new` in place of `live`; returns the path that now holds the old index (to be removed)."""
-    if _renameat2_exchange(new, live):
-        _fsync_dir(live.parent)
-        return new
-    old = live.with_name(f".{live.name}.old-{time.time_ns()}")
-    live.rename(old)      # a crash between these two renames is repaired by recover()
-    new.rename(live)
-    _fsync_dir(live.parent)
-    return old
-
-
-def recover(path: str | Path) -> None:
-    """Finish an interrupted two-rename exchange and remove stale temporary copies (call with the writer lock)."""
-    path = Path(path)
-    olds = sorted(path.parent.glob(f".{path.name}.old-*"))
-    if not path.exists() and olds:
-        olds[-1].rename(path)   # the exchange stopped after moving the live index aside: put it back
-        olds = olds[:-1]
-    for stale in [*olds, *path.parent.glob(f".{path.name}.tmp-update-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(root))
 
 
 # ---- applying a batch to the copy -------------------------------------------------------------------------------
@@ -336,7 +241,7 @@ def _add_language_components(work: Path, manifest: dict, docs: list[Doc]) -> Non
     if not originals:
         return
     have = {c["lang"] for c in originals.values()}
-    from .jni_lock import JNI_LOCK
+    from .jvm import JNI_LOCK
     from .lucene import analyzer_for, build_bm25
 
     template = next(iter(originals.values()))

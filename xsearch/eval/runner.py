@@ -44,7 +44,8 @@ def load_collection(spec: CollectionSpec) -> Collection:
 
 def index_folder(bench: Benchmark, name: str, spec: IndexSpec, collection: Collection) -> Path:
     """Indexes live in the cache, keyed by their spec and the collection, so a changed recipe rebuilds."""
-    key = json.dumps({"spec": spec.model_dump(), "collection": collection.name, "docs": len(collection.docs),
+    dumped = spec.model_dump(exclude=None if spec.xqg.enabled else {"xqg"})  # keys of indexes made before xQG hold
+    key = json.dumps({"spec": dumped, "collection": collection.name, "docs": len(collection.docs),
                       "first": collection.docs[0].doc_id if collection.docs else ""}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return cache_dir() / "eval-indexes" / f"{bench.name}-{name}-{digest}"
@@ -65,7 +66,7 @@ def ensure_index(bench: Benchmark, name: str, collection: Collection, log: Log, 
                     if spec.oracle_fallback else None)
         docs = oracle_docs(collection, fallback)
     config = IndexConfig(name=f"{bench.name}-{name}", corpus=CorpusSpec(path=f"<{collection.name}:{spec.docs}>"),
-                         bm25=spec.bm25, dense=spec.dense, translate=spec.translate, splade=spec.splade)
+                         bm25=spec.bm25, dense=spec.dense, translate=spec.translate, splade=spec.splade, xqg=spec.xqg)
     log(f"building index {name!r} ({len(docs)} docs) in {folder}")
     build_index(config, folder, docs=docs, show_progress=show_progress, log=log)
     return folder

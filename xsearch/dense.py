@@ -109,12 +109,42 @@ class DenseIndex:
         k = min(k, self.ntotal)
         if k <= 0:
             return Run({q: {} for q in qids})
-        scores, ids = self.index.search(vectors, k)
+        if self._on_gpu:
+            scores, ids = self.index.search(vectors, k)
+        else:
+            one = len(vectors) == 1 and (self.kind != "flat" or self.ntotal <= _SMALL_FLAT)
+            scores, ids = _search_cpu(self.index, vectors, k, one_thread=one)
         doc_ids = self.doc_ids
         run = Run()
         for qid, row_s, row_i in zip(qids, scores.tolist(), ids.tolist()):
             run[qid] = {doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
         return run
+
+
+# CPU search, measured on 2 busy cores (load 8; docs/performance.md): every OpenMP parallel region waits a scheduler
+# slice (~12 ms) for its second thread, so a single query took 12-36 ms instead of 0.05-1 ms. Two regions are avoidable:
+# - IndexIDMap2.search translates the k labels in an `omp parallel for`: the sub-index searches instead, and numpy maps
+#   positions to ids through a view of the id map (no copy; identical results);
+# - one query runs on one thread when that costs nothing: HNSW and IVF search a single query on one thread anyway, and
+#   a flat scan of up to _SMALL_FLAT vectors is cheaper than waking a team. omp_set_num_threads sets the calling
+#   thread's own setting (a per-thread OpenMP ICV), so searches running on other threads keep theirs.
+_SMALL_FLAT = 20_000
+
+
+def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool) -> tuple[np.ndarray, np.ndarray]:
+    faiss = require("faiss")
+    before = faiss.omp_get_max_threads()
+    if one_thread:
+        faiss.omp_set_num_threads(1)
+    try:
+        if not isinstance(index, faiss.IndexIDMap):
+            return index.search(vectors, k)
+        scores, pos = index.index.search(vectors, k)
+        id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
+        return scores, np.where(pos >= 0, id_map[np.maximum(pos, 0)], -1)
+    finally:
+        if one_thread:
+            faiss.omp_set_num_threads(before)
 
 
 def _train_ivfpq(index, vectors: np.ndarray) -> None:

@@ -60,25 +60,27 @@ def _is_edge_ok(word: str) -> bool:
 
 
 def candidate_phrases(text: str, max_words: int = 3, min_unigram_chars: int = 3) -> Counter[str]:
-    """Lower-cased word n-grams (1..max_words) with no stopword or number at either edge, counted in `text`."""
+    """Lower-cased word n-grams (1..max_words) with no stopword or number at either edge, counted in `text`.
+    A phrase is the text span it covers (whitespace normalised), so elisions stay readable for a translator:
+    "campagne d'évaluation", not "campagne d évaluation"."""
     counts: Counter[str] = Counter()
-    for segment in _BREAK.split(text.lower()):
-        words = _WORD.findall(segment)
-        for i, first in enumerate(words):
+    for segment in _BREAK.split(text.lower().replace("\u2019", "'")):
+        spans = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(segment)]
+        for i, (first, start, _) in enumerate(spans):
             if not _is_edge_ok(first):
                 continue
-            for j in range(i, min(i + max_words, len(words))):
-                last = words[j]
+            for j in range(i, min(i + max_words, len(spans))):
+                last, _, end = spans[j]
                 if not _is_edge_ok(last):
                     continue
                 if j == i and len(first) < min_unigram_chars:
                     continue
-                counts[" ".join(words[i:j + 1])] += 1
+                counts[" ".join(segment[start:end].split())] += 1
     return counts
 
 
 def _content_words(phrase: str) -> list[str]:
-    return [w for w in phrase.split() if w not in STOPWORDS]
+    return [w for w in _WORD.findall(phrase) if w not in STOPWORDS]
 
 
 def prescore(candidates: Sequence[Counter[str]], max_candidates: int) -> list[list[str]]:
@@ -136,7 +138,7 @@ class KeyphraseGenerator:
         self.max_candidates, self.diversity, self.max_words = max_candidates, diversity, max_words
         self.batch_size = batch_size
         enc = getattr(encoder, "family", None) or encoder.name
-        self.model_id = f"keyphrase-v1|{enc}|cand{max_candidates}|div{diversity:g}|ngram1-{max_words}"
+        self.model_id = f"keyphrase-v2|{enc}|cand{max_candidates}|div{diversity:g}|ngram1-{max_words}"
 
     def generate(self, passages: Sequence[str], n: int, lang: str, *, src_lang: str | None = None,
                  passage_vectors: np.ndarray | None = None) -> list[list[str]]:

@@ -55,7 +55,10 @@ class Seq2SeqQueryGenerator:
             device = "cuda" if ct2.get_cuda_device_count() > 0 else "cpu"
         self.device = device
         self.compute_type = compute_type or ("float16" if device == "cuda" else "int8")
-        self._ct2 = ct2
+        # CTranslate2 seeds a translator's sampling generator when it first samples; seeding before the model is
+        # built makes a fresh generator reproducible (same seed, same calls -> same queries). A later
+        # set_random_seed does not reset it, hence no per-call seed; the generation cache keeps what was drawn.
+        ct2.set_random_seed(seed)
         self._model = ct2.Translator(str(folder), device=device, compute_type=self.compute_type,
                                      intra_threads=intra_threads)
         self._sp = spm.SentencePieceProcessor(model_file=str(_spm_file(folder)))
@@ -68,7 +71,7 @@ class Seq2SeqQueryGenerator:
     def generate(self, passages: Sequence[str], n: int, lang: str, *, src_lang: str | None = None,
                  passage_vectors: object = None) -> list[list[str]]:
         """n sampled queries per passage (duplicates kept: they weigh the mean as in the paper's sum; empty
-        samples dropped, so a passage can get fewer). The seed is reset per call, so a call is reproducible."""
+        samples dropped, so a passage can get fewer)."""
         if isinstance(passages, str):
             raise InputError("generate() takes a sequence of passages, not one string")
         if n < 1:
@@ -80,7 +83,6 @@ class Seq2SeqQueryGenerator:
         texts = [self.prompt.format(passage=" ".join(p.split()), lang=lang, lang_name=lang_name) for p in passages]
         tokens = [toks[: self.max_input_tokens - 1] + ["</s>"] for toks in self._sp.encode(texts, out_type=str)]
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))  # less padding per batch
-        self._ct2.set_random_seed(self.seed)
         results = self._model.translate_batch(
             [tokens[i] for i in order], max_batch_size=self.max_batch_size, beam_size=1,
             sampling_topk=self.sampling_topk, sampling_temperature=self.sampling_temperature, num_hypotheses=n,

@@ -100,3 +100,24 @@ def test_compare_table() -> None:
     qrels = {q: {"A" if i < 25 else "B": 1} for i, q in enumerate(idx)}
     per_art = compare(frames, baseline="bm25", qrels=qrels, level="article", n_resamples=200)
     assert per_art.loc["bm25", "n"] == 2
+
+
+def test_wins_losses_by_hand() -> None:
+    import pandas as pd
+
+    from xsearch.eval.metrics import wins_losses
+
+    idx = pd.Index(["q1", "q2", "q3", "q4"], name="query_id")
+    per_query = {"dense": pd.DataFrame({"nDCG@10": [0.5, 0.2, 0.0, 1.0]}, index=idx),
+                 "xqg": pd.DataFrame({"nDCG@10": [0.6, 0.2, 0.0, 0.7]}, index=idx),
+                 "other": pd.DataFrame({"nDCG@10": [1.0, 1.0, 1.0, 1.0]}, index=idx[::-1])}  # order does not matter
+    table = wins_losses(per_query, "dense", "nDCG@10")
+    assert list(table.index) == ["xqg", "other"]
+    assert table.loc["xqg", ["wins", "ties", "losses"]].tolist() == [1, 2, 1]
+    assert table.loc["xqg", "delta"] == pytest.approx((0.1 - 0.3) / 4)
+    assert table.loc["other", ["wins", "ties", "losses"]].tolist() == [3, 1, 0]
+    with pytest.raises(InputError):
+        wins_losses(per_query, "bm25")
+    tested = wins_losses(per_query, "dense", "nDCG@10", n_resamples=200)
+    assert {"p_perm", "p_perm_holm"} <= set(tested.columns)
+    assert (tested["p_perm_holm"] >= tested["p_perm"]).all() and tested.loc["xqg", "wins"] == 1

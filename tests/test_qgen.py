@@ -256,6 +256,29 @@ def test_reaugment_changes_alpha_without_encoding(xqg_index: Path, tmp_path: Pat
         reaugment(path, 0.3, component="dense")
 
 
+def test_live_update_adds_plain_vectors_and_reaugment_keeps_slot_alignment(xqg_index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from xsearch.index import open_index
+    from xsearch.qgen import reaugment
+    from xsearch.update import apply_batch
+
+    path = tmp_path / "idx"
+    shutil.copytree(xqg_index, path)
+    apply_batch(path, [Doc("t4", "fr", "Les chats", "Les chats domestiques et les chiens.")], deletes=["t2"])
+    index = open_index(path)
+    assert set(index.run({"q": "cats and dogs"}, route="dense-xqg", k=5)["q"]) == {"t1", "t3", "t4"}
+    comp = reaugment(path, 0.5, "mean")  # source slots [t1, None, t3, t4]: t1, t3 keep their queries, t4 has none
+    assert comp["docs"] == 3
+    plain = np.load(path / "dense" / "original" / "vectors.npy")
+    means = np.load(path / "dense" / "xqg" / "qvectors.npy")
+    got = dict(zip(json.loads((path / "dense" / "xqg" / "ids.json").read_text()),
+                   np.load(path / "dense" / "xqg" / "vectors.npy")))
+    np.testing.assert_allclose(got["t3"], augment_vectors(plain[2:3], means[2:3], [3], 0.5, "mean")[0], rtol=1e-5)
+    np.testing.assert_allclose(got["t4"], plain[3], rtol=1e-5)  # no queries: its plain (unit) vector
+    assert open_index(path).run({"q": "cats and dogs"}, route="dense-xqg", k=1).ranked("q")[0][0] == "t4"
+
+
 def test_qgen_show_cli(xqg_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from xsearch.cli import main
 

@@ -61,6 +61,7 @@ class DenseIndex:
         self.doc_ids = doc_ids
         self.kind = kind
         self._on_gpu = False
+        self._cpu_cache: tuple | None = None  # see _cpu_parts
 
     @classmethod
     def build(cls, vectors: np.ndarray, doc_ids: Sequence[str], kind: Kind = "flat", **options) -> "DenseIndex":
@@ -109,22 +110,48 @@ class DenseIndex:
         k = min(k, self.ntotal)
         if k <= 0:
             return Run({q: {} for q in qids})
+        run = Run()
         if self._on_gpu:
             scores, ids = self.index.search(vectors, k)
-        else:
-            one = len(vectors) == 1 and (self.kind != "flat" or self.ntotal <= _SMALL_FLAT)
-            scores, ids = _search_cpu(self.index, vectors, k, one_thread=one)
-        doc_ids = self.doc_ids
-        run = Run()
-        for qid, row_s, row_i in zip(qids, scores.tolist(), ids.tolist()):
-            run[qid] = {doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
+            doc_ids = self.doc_ids
+            for qid, row_s, row_i in zip(qids, scores.tolist(), ids.tolist()):
+                run[qid] = {doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
+            return run
+        sub, names = self._cpu_parts()
+        one = len(vectors) == 1 and (self.kind != "flat" or self.ntotal <= _SMALL_FLAT)
+        scores, pos = _search_cpu(sub, vectors, k, one_thread=one)
+        if (pos >= 0).all():
+            for qid, row_s, row_n in zip(qids, scores.tolist(), names[pos].tolist()):
+                run[qid] = dict(zip(row_n, row_s))
+        else:  # fewer than k hits (HNSW, IVF with few probes): -1 marks the empty slots
+            for qid, row_s, row_p in zip(qids, scores.tolist(), pos.tolist()):
+                run[qid] = {names[p]: s for s, p in zip(row_s, row_p) if p >= 0}
         return run
+
+    def _cpu_parts(self) -> tuple[object, np.ndarray]:
+        """(the index FAISS searches, position -> doc id): the sub-index of the IndexIDMap2 and an object array that
+        folds its id map into the doc ids, rebuilt when the index, its size or the doc id list changes (O(n) once).
+        Nothing changes a loaded DenseIndex in place (xsearch.update rewrites the folder, which is then reopened)."""
+        faiss = require("faiss")
+        index, ntotal, doc_ids = self.index, self.index.ntotal, self.doc_ids
+        cache = self._cpu_cache
+        if cache is None or cache[0] is not index or cache[1] != ntotal or cache[2] is not doc_ids \
+                or cache[3] != len(doc_ids):
+            ids = np.empty(len(doc_ids), dtype=object)
+            ids[:] = doc_ids
+            if isinstance(index, faiss.IndexIDMap):
+                sub = index.index
+                names = ids[faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())]
+            else:
+                sub, names = index, ids
+            cache = self._cpu_cache = (index, ntotal, doc_ids, len(doc_ids), sub, names)
+        return cache[4], cache[5]
 
 
 # CPU search, measured on 2 busy cores (load 8; docs/performance.md): every OpenMP parallel region waits a scheduler
 # slice (~12 ms) for its second thread, so a single query took 12-36 ms instead of 0.05-1 ms. Two regions are avoidable:
-# - IndexIDMap2.search translates the k labels in an `omp parallel for`: the sub-index searches instead, and numpy maps
-#   positions to ids through a view of the id map (no copy; identical results);
+# - IndexIDMap2.search translates the k labels in an `omp parallel for`: the sub-index searches instead, and positions
+#   map to doc ids through the cached array of DenseIndex._cpu_parts (identical results, less Python per hit);
 # - one query runs on one thread when that costs nothing: HNSW and IVF search a single query on one thread anyway, and
 #   a flat scan of up to _SMALL_FLAT vectors is cheaper than waking a team. omp_set_num_threads sets the calling
 #   thread's own setting (a per-thread OpenMP ICV), so searches running on other threads keep theirs.
@@ -132,19 +159,15 @@ _SMALL_FLAT = 20_000
 
 
 def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not one_thread:
+        return index.search(vectors, k)
     faiss = require("faiss")
     before = faiss.omp_get_max_threads()
-    if one_thread:
-        faiss.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(1)
     try:
-        if not isinstance(index, faiss.IndexIDMap):
-            return index.search(vectors, k)
-        scores, pos = index.index.search(vectors, k)
-        id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
-        return scores, np.where(pos >= 0, id_map[np.maximum(pos, 0)], -1)
+        return index.search(vectors, k)
     finally:
-        if one_thread:
-            faiss.omp_set_num_threads(before)
+        faiss.omp_set_num_threads(before)
 
 
 def _train_ivfpq(index, vectors: np.ndarray) -> None:

@@ -211,9 +211,10 @@ def compare(per_query: Mapping[str, "pd.DataFrame | pd.Series"], baseline: str, 
 
 
 def wins_losses(per_query: Mapping[str, "pd.DataFrame | pd.Series"], reference: str, measure: str = "nDCG@10",
-                tolerance: float = 1e-9) -> "pd.DataFrame":
+                tolerance: float = 1e-9, n_resamples: int = 0, seed: int = 0) -> "pd.DataFrame":
     """Per-query comparison with `reference`: how many queries each other condition scores higher (wins), lower
-    (losses) or the same (ties, within `tolerance`) on `measure`, and the mean difference."""
+    (losses) or the same (ties, within `tolerance`) on `measure`, and the mean difference; with n_resamples > 0
+    also the paired randomisation test against `reference` (p_perm, and Holm-corrected over the conditions)."""
     pd = require("pandas")
     if reference not in per_query:
         raise InputError(f"reference {reference!r} is not among the conditions {list(per_query)}")
@@ -230,9 +231,16 @@ def wins_losses(per_query: Mapping[str, "pd.DataFrame | pd.Series"], reference: 
         if not s.index.equals(ref.index):
             raise InputError(f"condition {name!r} was scored on other queries than {reference!r}")
         d = s.values - ref.values
-        rows.append({"condition": name, "wins": int((d > tolerance).sum()), "ties": int((abs(d) <= tolerance).sum()),
-                     "losses": int((d < -tolerance).sum()), "delta": float(d.mean()) if len(d) else 0.0})
-    return pd.DataFrame(rows, columns=["condition", "wins", "ties", "losses", "delta"]).set_index("condition")
+        row = {"condition": name, "wins": int((d > tolerance).sum()), "ties": int((abs(d) <= tolerance).sum()),
+               "losses": int((d < -tolerance).sum()), "delta": float(d.mean()) if len(d) else 0.0}
+        if n_resamples > 0:
+            row["p_perm"] = randomisation_test(s.values, ref.values, n_resamples, seed)
+        rows.append(row)
+    columns = ["condition", "wins", "ties", "losses", "delta"] + (["p_perm"] if n_resamples > 0 else [])
+    out = pd.DataFrame(rows, columns=columns).set_index("condition")
+    if n_resamples > 0:
+        out["p_perm_holm"] = holm(out["p_perm"].tolist()) if len(out) else []
+    return out
 
 
 __all__ = ["DEFAULT_MEASURES", "evaluate", "summarise", "judged_queries", "per_article_scores", "per_article_mean",

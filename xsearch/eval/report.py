@@ -65,13 +65,15 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "What each condition is:", ""]
     lines += [f"- **{n}**: {about.get(n) or ''}" for n in result.per_query]
-    versus = {ref: wins_losses(result.per_query, ref, main) for ref in bench.wins_losses_vs if ref in result.per_query}
+    versus = {ref: wins_losses(result.per_query, ref, main, n_resamples=2000) for ref in bench.wins_losses_vs
+              if ref in result.per_query}
     for ref, table in versus.items():
         lines += ["", f"## Per-query wins / ties / losses against {ref} ({main})", "",
-                  f"A win is a query the condition scores higher than **{ref}** on {main}; Δ is the mean difference.",
-                  "", "| condition | wins | ties | losses | Δ |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {name} | {int(r.wins):,} | {int(r.ties):,} | {int(r.losses):,} | {r.delta:+.3f} |"
-                  for name, r in table.iterrows()]
+                  f"A win is a query the condition scores higher than **{ref}** on {main}; Δ is the mean difference; "
+                  f"p: paired randomisation test against {ref} (2,000 resamples), Holm-corrected over these rows.",
+                  "", "| condition | wins | ties | losses | Δ | p (Holm) |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {int(r.wins):,} | {int(r.ties):,} | {int(r.losses):,} | {r.delta:+.3f} | "
+                  f"{_stars(r.p_perm_holm)} |" for name, r in table.iterrows()]
     lines += ["", f"![{main}](plots/{bench.name}-{main}.png)",
               f"![per-article](plots/{bench.name}-{main}-per-article.png)",
               f"![recall](plots/{bench.name}-recall.png)", "", "## Timings (seconds, this run)", "",

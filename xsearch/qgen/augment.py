@@ -166,7 +166,7 @@ def build_xqg(spec: "XQGSpec", docs: Sequence["Doc"], encoder: Any, folder: Path
         target.mkdir(parents=True, exist_ok=True)
         np.save(target / "vectors.npy", vectors)
         DenseIndex.build(vectors, ids, dense["kind"]).save(target)
-        components[name] = {**dense, "path": path, "text": "original+xqg",
+        components[name] = {**dense, "path": path,  # text stays "original": live updates add new docs (plain)
                             "xqg": {**common, "alpha": alpha, "formula": formula}}
         routes[name] = {"components": [name], "about": f"dense retrieval on passage vectors augmented with "
                         f"{spec.n} {spec.generator} queries each ({formula}, alpha={alpha:g})"}

@@ -4,8 +4,9 @@ Candidates are word n-grams (1-3 words) of the passage that neither start nor en
 English lists inline) and never cross punctuation; a cheap tf-idf pre-score (document frequencies over the
 passages of the call) keeps at most `max_candidates` per passage; the survivors are encoded *as queries* by the
 multilingual encoder and scored by cosine to the passage vector; Maximal Marginal Relevance (Carbonell and
-Goldstein 1998, as in KeyBERT's `use_mmr`) picks `n` diverse ones; finally the phrases go through a Translator
-into the query language (fr -> en through the cached Apertium translator) or are kept as they are.
+Goldstein 1998, as in KeyBERT's `use_mmr`) picks `n` diverse ones. TranslatedQueries then turns them into
+query-language pseudo-queries through a Translator (fr -> en through the cached Apertium translator), or they are
+kept as they are (make_query_generator's `translator`).
 """
 from __future__ import annotations
 

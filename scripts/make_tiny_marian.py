@@ -65,6 +65,7 @@ def build_tiny_marian(out_dir: str | Path, vocab_size: int = 128, d_model: int =
         MarianTokenizer(str(hf / "source.spm"), str(hf / "target.spm"), str(hf / "vocab.json")).save_pretrained(hf)
         TransformersConverter(str(hf), copy_files=["source.spm", "target.spm"]).convert(
             str(ct2), quantization="int8", force=True)
+    (ct2 / "xsearch.json").write_text(json.dumps({"family": "marian", "max_positions": 256}), encoding="utf-8")
     return ct2
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ import pytest
 from xsearch.errors import InputError, MissingBackendError, XsearchError
 from xsearch.translate import CachedTranslator, IdentityTranslator, TranslationCache, make_translator
 from xsearch.translate.apertium import APT_HINT, ApertiumTranslator, find_route
-from xsearch.translate.ct2 import split_sentences
+from xsearch.translate.ct2 import cut_pieces, split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = subprocess.run(["apertium", "-l"], check=False, capture_output=True, text=True).stdout.split() \
@@ -247,10 +248,37 @@ def test_ct2_tiny_marian_translates_one_output_per_input(tiny_marian: Path) -> N
     assert all(out[i] for i in (1, 2, 4, 5))
     assert len(calls) == 1  # one call for every sentence of the batch
     n_sentences = sum(len(split_sentences(x)) for x in texts)
-    assert len(calls[0]) == n_sentences == 3 + 1 + 2 + 1
+    assert n_sentences == 3 + 1 + 2 + 1
     lengths = [len(s) for s in calls[0]]
     assert lengths == sorted(lengths) and all(s[-1] == "</s>" for s in calls[0])
+    assert len(calls[0]) == n_sentences
     assert t.translate([], "fr", "en") == [] and t.translate(["", " "], "fr", "en") == ["", ""]
+
+
+@pytest.mark.slow
+def test_ct2_cuts_sentences_longer_than_the_position_table(tiny_marian: Path) -> None:
+    from xsearch.translate.ct2 import CTranslate2Translator
+
+    # 320 words without a sentence end: ~2,500 pieces with the tiny 128-piece vocabulary, 256 positions
+    text = "Les modèles neuronaux multilingues apprennent des représentations partagées " * 40
+    unbounded = CTranslate2Translator(tiny_marian, max_sentence_words=1000, max_decoding_length=8,
+                                      max_input_tokens=10_000)
+    with pytest.raises(RuntimeError, match="position"):  # what the model does with the whole sentence
+        unbounded.translate([text], "fr", "en")
+    t = CTranslate2Translator(tiny_marian, max_sentence_words=1000, max_decoding_length=8)
+    assert t.max_input_tokens == 256  # from xsearch.json
+    calls: list[list[list[str]]] = []
+    real = t._model.translate_batch
+    t._model = type("Spy", (), {"translate_batch": staticmethod(
+        lambda source, **kw: calls.append(source) or real(source, **kw))})()
+    out = t.translate([text, "Court."], "fr", "en")
+    assert len(out) == 2 and out[0] and out[1]
+    pieces = t._src_sp.encode(text.strip(), out_type=str)
+    runs = cut_pieces(pieces, 255)
+    assert len(runs) >= 10 and len(calls[0]) == len(runs) + 1
+    assert max(map(len, calls[0])) <= 256
+    assert sorted(p for src in calls[0] for p in src if p != "</s>") == sorted(
+        pieces + t._src_sp.encode("Court.", out_type=str))  # nothing dropped
 
 
 def test_ct2_rejects_a_folder_without_model(tmp_path: Path) -> None:
@@ -283,6 +311,17 @@ def test_convert_model_from_a_local_folder(tiny_marian: Path, tmp_path: Path) ->
     assert {"model.bin", "source.spm", "target.spm", "xsearch.json"} <= {p.name for p in out.iterdir()}
     t = CTranslate2Translator(out, beam_size=1, max_decoding_length=8)
     assert len(t.translate(["Une phrase. Une autre.", ""], "fr", "en")) == 2
+    assert json.loads((out / "xsearch.json").read_text())["max_positions"] == 256 == t.max_input_tokens
+
+
+def test_cut_pieces_prefers_word_starts_and_never_exceeds_the_limit() -> None:
+    w = "\u2581"
+    pieces = [w + "a", "b", "c", w + "d", "e", w + "f", "g", "h", "i", "j"]
+    assert cut_pieces(pieces, 4) == [[w + "a", "b", "c"], [w + "d", "e"], [w + "f", "g", "h", "i"], ["j"]]
+    assert cut_pieces(pieces, 10) == [pieces] and cut_pieces([], 3) == [[]]
+    assert cut_pieces(["x"] * 7, 3) == [["x"] * 3, ["x"] * 3, ["x"]]  # no word start: hard cut
+    with pytest.raises(InputError):
+        cut_pieces(pieces, 0)
 
 
 @pytest.mark.skipif(os.environ.get("XSEARCH_TEST_CONVERT") != "1", reason="needs a network: set XSEARCH_TEST_CONVERT=1")

@@ -25,6 +25,9 @@ _NLLB = {"en": "eng_Latn", "fr": "fra_Latn", "es": "spa_Latn", "de": "deu_Latn",
          "pt": "por_Latn", "nl": "nld_Latn", "ca": "cat_Latn", "ar": "arb_Arab", "zh": "zho_Hans",
          "ja": "jpn_Jpan", "ru": "rus_Cyrl", "ko": "kor_Hang", "pl": "pol_Latn", "ro": "ron_Latn"}
 FAMILIES = ("marian", "nllb", "m2m100")
+# Source positions when the folder does not say (xsearch.json "max_positions", written by convert_model):
+# opus-mt Marian models have 512, NLLB and M2M100 1024.
+_DEFAULT_POSITIONS = {"marian": 512, "nllb": 1024, "m2m100": 1024}
 
 
 def split_sentences(text: str, max_words: int = 200) -> list[str]:
@@ -35,6 +38,26 @@ def split_sentences(text: str, max_words: int = 200) -> list[str]:
         words = sent.split()
         out.extend(" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words))
     return out
+
+
+def cut_pieces(pieces: list[str], limit: int) -> list[list[str]]:
+    """Pieces cut into runs of at most limit, at a word start ("▁...") when the run has one after its start."""
+    if limit < 1:
+        raise InputError(f"max input length must be at least 1 piece, got {limit}")
+    out: list[list[str]] = []
+    start = 0
+    while len(pieces) - start > limit:
+        end = start + limit
+        cut = next((j for j in range(end, start, -1) if pieces[j].startswith("▁")), end)
+        out.append(pieces[start:cut])
+        start = cut
+    out.append(pieces[start:])
+    return out
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta = folder / "xsearch.json"
+    return json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
 
 
 def lang_token(family: str, code: str) -> str:
@@ -55,11 +78,9 @@ def _vocabulary(folder: Path) -> list[str]:
 
 def detect_family(folder: Path) -> str:
     """xsearch.json's "family" if set, else guessed from the vocabulary's language tokens."""
-    meta = folder / "xsearch.json"
-    if meta.is_file():
-        family = json.loads(meta.read_text(encoding="utf-8")).get("family")
-        if family:
-            return str(family)
+    family = _read_meta(folder).get("family")
+    if family:
+        return str(family)
     vocab = set(_vocabulary(folder))
     if "eng_Latn" in vocab:
         return "nllb"
@@ -83,7 +104,12 @@ def _spm_files(folder: Path) -> tuple[Path, Path]:
 
 
 class CTranslate2Translator:
-    """Translator over a CTranslate2 model folder; int8 on CPU, float16 on CUDA unless compute_type is given."""
+    """Translator over a CTranslate2 model folder; int8 on CPU, float16 on CUDA unless compute_type is given.
+
+    A sentence is first cut at max_sentence_words words, then any run of SentencePiece pieces longer than the
+    model's source positions (max_input_tokens; default: xsearch.json's "max_positions", else the family's usual
+    size) is cut again, so no input is truncated by the model or overflows its position table.
+    """
 
     name = "ct2"
 
@@ -91,7 +117,8 @@ class CTranslate2Translator:
                  beam_size: int = 4, max_decoding_length: int = 256, max_batch_size: int = 32,
                  batch_type: str = "examples", max_sentence_words: int = 200, family: str | None = None,
                  source_prefix: Sequence[str] = (), target_prefix: Sequence[str] | None = None,
-                 intra_threads: int = 0, inter_threads: int = 1, model_id: str | None = None):
+                 intra_threads: int = 0, inter_threads: int = 1, model_id: str | None = None,
+                 max_input_tokens: int | None = None):
         folder = Path(model_dir)
         if not (folder / "model.bin").is_file():
             raise InputError("not a CTranslate2 model folder (no model.bin)", source=str(folder))
@@ -115,7 +142,11 @@ class CTranslate2Translator:
         self.beam_size, self.max_decoding_length = beam_size, max_decoding_length
         self.max_batch_size, self.batch_type, self.max_sentence_words = max_batch_size, batch_type, max_sentence_words
         self.source_prefix, self.target_prefix = list(source_prefix), target_prefix
-        self.model_id = model_id or f"{folder.resolve().name}|{self.family}|beam{beam_size}|len{max_decoding_length}"
+        self.max_input_tokens = int(max_input_tokens or _read_meta(folder).get("max_positions")
+                                    or _DEFAULT_POSITIONS[self.family])
+        # the target side shares the position table: a longer decode would fail the same way
+        self.max_decoding_length = min(max_decoding_length, self.max_input_tokens - 2)
+        self.model_id = model_id or f"{folder.resolve().name}|{self.family}|beam{beam_size}|len{self.max_decoding_length}"
 
     def _prefixes(self, src: str, tgt: str) -> tuple[list[str], list[str]]:
         if self.family == "marian":
@@ -137,7 +168,14 @@ class CTranslate2Translator:
             return ["" for _ in texts]
         src_prefix, tgt_prefix = self._prefixes(src, tgt)
         eos = ["</s>"] if self._add_eos else []
-        tokens = [src_prefix + toks + eos for toks in self._src_sp.encode(sentences, out_type=str)]
+        limit = self.max_input_tokens - len(src_prefix) - len(eos)
+        tokens: list[list[str]] = []
+        chunk_owners: list[int] = []
+        for owner, toks in zip(owners, self._src_sp.encode(sentences, out_type=str)):
+            for run in cut_pieces(toks, limit):
+                tokens.append(src_prefix + run + eos)
+                chunk_owners.append(owner)
+        owners = chunk_owners
         order = sorted(range(len(tokens)), key=lambda k: len(tokens[k]))
         results = self._model.translate_batch(
             [tokens[k] for k in order], target_prefix=[tgt_prefix] * len(order) if tgt_prefix else None,
@@ -171,10 +209,15 @@ def convert_model(hf_id_or_path: str, out_dir: str | Path | None = None, quantiz
     src = Path(hf_id_or_path)
     if not src.is_dir():
         hub: Any = require("huggingface_hub")
-        src = Path(hub.snapshot_download(hf_id_or_path, allow_patterns=["*.spm", "*.model"]))
+        src = Path(hub.snapshot_download(hf_id_or_path, allow_patterns=["*.spm", "*.model", "config.json"]))
     copied = [shutil.copy2(f, out / f.name) for pattern in ("*.spm", "*.model") for f in src.glob(pattern)]
     if not copied:
         raise InputError("the model has no SentencePiece file (*.spm, *.model) to copy", source=hf_id_or_path)
-    meta = {"source": hf_id_or_path, "quantization": quantization, "family": detect_family(out)}
+    meta: dict[str, Any] = {"source": hf_id_or_path, "quantization": quantization, "family": detect_family(out)}
+    hf_config = src / "config.json"
+    if hf_config.is_file():
+        positions = json.loads(hf_config.read_text(encoding="utf-8")).get("max_position_embeddings")
+        if positions:
+            meta["max_positions"] = int(positions)
     (out / "xsearch.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out

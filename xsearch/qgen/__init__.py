@@ -14,6 +14,16 @@ from ..errors import InputError
 from ..paths import models_dir
 from .cache import CachedQueryGenerator
 
+
+def checked_passages(passages: Any, n: int) -> list[str]:
+    """The passages as a list, after the argument checks every QueryGenerator.generate makes."""
+    if isinstance(passages, str):
+        raise InputError("generate() takes a sequence of passages, not one string")
+    if n < 1:
+        raise InputError(f"n must be >= 1, got {n}")
+    return list(passages)
+
+
 SPECS = {
     "keyphrase": "KeyBERT-style keyphrases scored by the multilingual encoder, MMR-diversified, optionally translated",
     "ct2:<folder>": "a doc2query T5/mT5 model converted to CTranslate2 (top-k sampling)",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..errors import InputError
+from . import checked_passages
 
 if TYPE_CHECKING:
     from ..protocols import Encoder, Translator
@@ -143,11 +144,7 @@ class KeyphraseGenerator:
 
     def generate(self, passages: Sequence[str], n: int, lang: str, *, src_lang: str | None = None,
                  passage_vectors: np.ndarray | None = None) -> list[list[str]]:
-        if isinstance(passages, str):
-            raise InputError("generate() takes a sequence of passages, not one string")
-        if n < 1:
-            raise InputError(f"n must be >= 1, got {n}")
-        passages = list(passages)
+        passages = checked_passages(passages, n)
         if not passages:
             return []
         cands = prescore([candidate_phrases(p, self.max_words) for p in passages], self.max_candidates)

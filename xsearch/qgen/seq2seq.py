@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..errors import InputError
 from ..lazy import require
+from . import checked_passages
 
 LANG_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
               "nl": "Dutch", "ar": "Arabic", "bn": "Bengali", "fi": "Finnish", "ja": "Japanese", "ko": "Korean",
@@ -72,11 +73,7 @@ class Seq2SeqQueryGenerator:
                  passage_vectors: object = None) -> list[list[str]]:
         """n sampled queries per passage (duplicates kept: they weigh the mean as in the paper's sum; empty
         samples dropped, so a passage can get fewer)."""
-        if isinstance(passages, str):
-            raise InputError("generate() takes a sequence of passages, not one string")
-        if n < 1:
-            raise InputError(f"n must be >= 1, got {n}")
-        passages = list(passages)
+        passages = checked_passages(passages, n)
         if not passages:
             return []
         lang_name = LANG_NAMES.get(lang, lang)

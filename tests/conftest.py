@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -41,3 +43,29 @@ def tiny_index(tmp_path_factory, tiny_corpus):
     build_index(IndexConfig(name="tiny", corpus=CorpusSpec(path=str(tiny_corpus))), out, show_progress=False,
                 log=lambda _m: None)
     return open_index(out)
+
+
+def _tiny_models() -> ModuleType:
+    """scripts/tiny_models.py (a script, not a package module) loaded by path."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "tiny_models.py"
+    spec = importlib.util.spec_from_file_location("tiny_models", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight Marian converted to CTranslate2 (scripts/tiny_models.py): the ct2 folder."""
+    for module in ("ctranslate2", "transformers", "sentencepiece", "torch"):
+        pytest.importorskip(module)
+    return _tiny_models().build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight T5 converted to CTranslate2 (scripts/tiny_models.py): the ct2 folder."""
+    for module in ("ctranslate2", "transformers", "sentencepiece", "torch"):
+        pytest.importorskip(module)
+    return _tiny_models().build_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))

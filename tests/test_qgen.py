@@ -2,7 +2,6 @@
 without encoding, generated queries per document (Python and CLI), and a tiny random T5 through CTranslate2."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -315,17 +314,6 @@ def test_import_loads_no_heavy_backend() -> None:
 
 
 # --- seq2seq: a tiny random T5 through CTranslate2 ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny_t5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    for module in ("ctranslate2", "transformers", "sentencepiece", "torch"):
-        pytest.importorskip(module)
-    spec = importlib.util.spec_from_file_location("make_tiny_t5", ROOT / "scripts" / "make_tiny_t5.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))
-
 
 @pytest.mark.slow
 def test_tiny_t5_through_ct2_samples_n_queries_per_passage(tiny_t5: Path) -> None:

@@ -1,7 +1,6 @@
 """Translation backends: Apertium alignment, the resumable cache, and CTranslate2 on a tiny random Marian model."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -211,18 +210,6 @@ def test_split_sentences() -> None:
         "Une phrase.", "Deux !", "Trois ?", "« Quatre » 5 fois."]
     assert split_sentences("cf. la section\nsuivante, p. ex. ici") == ["cf. la section suivante, p. ex. ici"]
     assert [len(s.split()) for s in split_sentences("mot " * 450, max_words=200)] == [200, 200, 50]
-
-
-@pytest.fixture(scope="session")
-def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("ctranslate2")
-    pytest.importorskip("transformers")
-    pytest.importorskip("sentencepiece")
-    spec = importlib.util.spec_from_file_location("make_tiny_marian", ROOT / "scripts" / "make_tiny_marian.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_marian(tmp_path_factory.mktemp("tiny-marian"))
 
 
 @pytest.mark.slow

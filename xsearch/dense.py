@@ -1,7 +1,9 @@
 """FAISS inner-product indexes (flat by default; HNSW and IVF-PQ selectable), on the GPU when one is present.
 
-Vectors are L2-normalised, so inner product is cosine. FAISS ids are int64 positions into `ids.json`, wrapped in
-an IDMap2 so the id map survives deletes and additions; doc ids never leave this module as ints.
+Vectors are L2-normalised, so inner product is cosine. FAISS ids are int64 positions into `ids.json`; doc ids never
+leave this module as ints. Flat and HNSW indexes cannot store ids, so they are wrapped in an IndexIDMap2; IVF-PQ
+stores the ids in its inverted lists itself and is not wrapped: IndexIVF.remove_ids does not renumber the entries it
+keeps, so an IndexIDMap2 around it maps every label after a delete to the wrong doc (or past the end of its map).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ def gpu_count() -> int:
 
 def make_faiss_index(dim: int, n: int, kind: Kind = "flat", hnsw_m: int = 32, pq_m: int | None = None,
                      nlist: int | None = None):
-    """An empty (untrained) index of `kind` for `n` vectors, wrapped in IndexIDMap2."""
+    """An empty (untrained) index of `kind` for `n` vectors that takes ids: flat and HNSW in an IndexIDMap2, IVF-PQ
+    as it is (see the module docstring)."""
     faiss = require("faiss")
     ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
@@ -41,6 +44,7 @@ def make_faiss_index(dim: int, n: int, kind: Kind = "flat", hnsw_m: int = 32, pq
         quantizer = faiss.IndexFlatIP(dim)
         base = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, 8, ip)
         base.nprobe = max(1, min(nlist, 16))
+        return base
     else:
         raise InputError(f"unknown dense index kind {kind!r}: use flat, hnsw or ivfpq")
     return faiss.IndexIDMap2(base)
@@ -118,8 +122,7 @@ class DenseIndex:
                 run[qid] = {doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
             return run
         sub, names = self._cpu_parts()
-        one = len(vectors) == 1 and (self.kind != "flat" or self.ntotal <= _SMALL_FLAT)
-        scores, pos = _search_cpu(sub, vectors, k, one_thread=one)
+        scores, pos = _search_cpu(sub, vectors, k, one_thread=len(vectors) == 1)
         if (pos >= 0).all():
             for qid, row_s, row_n in zip(qids, scores.tolist(), names[pos].tolist()):
                 run[qid] = dict(zip(row_n, row_s))
@@ -148,16 +151,14 @@ class DenseIndex:
         return cache[4], cache[5]
 
 
-# CPU search, measured on 2 busy cores (load 8; docs/performance.md): every OpenMP parallel region waits a scheduler
-# slice (~12 ms) for its second thread, so a single query took 12-36 ms instead of 0.05-1 ms. Two regions are avoidable:
+# CPU search (docs/performance.md, section 2): two OpenMP parallel regions are avoided.
 # - IndexIDMap2.search translates the k labels in an `omp parallel for`: the sub-index searches instead, and positions
-#   map to doc ids through the cached array of DenseIndex._cpu_parts (identical results, less Python per hit);
-# - one query runs on one thread when that costs nothing: HNSW and IVF search a single query on one thread anyway, and
-#   a flat scan of up to _SMALL_FLAT vectors is cheaper than waking a team. omp_set_num_threads sets the calling
-#   thread's own setting (a per-thread OpenMP ICV), so searches running on other threads keep theirs.
-_SMALL_FLAT = 20_000
-
-
+#   map to doc ids through the cached array of DenseIndex._cpu_parts (identical results, less Python per hit).
+# - A single query runs on one thread: FAISS searches one query on one thread for every index kind (flat scans split
+#   the work by query), so the rest of the team only spins. Measured on 1M flat vectors, quiet 2-core machine: 109 ms
+#   wall and 109 ms CPU on one thread, 120 ms wall and 239 ms CPU with two; on a loaded host a team also waits a
+#   scheduler slice per region (12-36 ms instead of 0.05-1 ms). omp_set_num_threads sets the calling thread's own
+#   setting (a per-thread OpenMP ICV), so searches running on other threads keep theirs.
 def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool) -> tuple[np.ndarray, np.ndarray]:
     if not one_thread:
         return index.search(vectors, k)
@@ -172,7 +173,7 @@ def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool) -> tuple[n
 
 def _train_ivfpq(index, vectors: np.ndarray) -> None:
     faiss = require("faiss")
-    ivf = faiss.extract_index_ivf(index.index if hasattr(index, "index") else index)
+    ivf = faiss.extract_index_ivf(index)
     if len(vectors) < ivf.nlist * 39 // 10 or len(vectors) < 256:
         raise InputError(f"IVF-PQ needs more vectors to train ({len(vectors)} for nlist={ivf.nlist}); "
                          "use kind='flat' or 'hnsw' for small collections")

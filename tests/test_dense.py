@@ -1,0 +1,106 @@
+"""DenseIndex.search_vectors against plain FAISS: same ids and scores for every kind, batch size, and after deletes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+faiss = pytest.importorskip("faiss")
+
+from xsearch.dense import DenseIndex  # noqa: E402
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _reference(dense: DenseIndex, queries: np.ndarray, k: int) -> list[dict[str, float]]:
+    """What a FAISS user gets from the index itself (IndexIDMap2 or IVF), labels mapped to doc ids by hand."""
+    scores, labels = dense.index.search(queries, k)
+    return [{dense.doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
+            for row_s, row_i in zip(scores.tolist(), labels.tolist())]
+
+
+def _assert_same(got: dict[str, float], want: dict[str, float]) -> None:
+    assert list(got) == list(want)  # same ids in the same order
+    assert np.allclose(list(got.values()), list(want.values()), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, options", [("flat", {}), ("hnsw", {}), ("ivfpq", {"nlist": 8, "pq_m": 8})])
+def test_search_vectors_equals_the_faiss_index(kind: str, options: dict) -> None:
+    rng = np.random.default_rng(0)
+    vectors = _unit(rng, 600)
+    dense = DenseIndex.build(vectors, [f"d{i}" for i in range(600)], kind, **options)
+    queries = _unit(rng, 5)
+    qids = [f"q{i}" for i in range(5)]
+    want = _reference(dense, queries, 10)
+    batch = dense.search_vectors(queries, qids, 10)
+    for i, qid in enumerate(qids):
+        _assert_same(batch[qid], want[i])
+        single = dense.search_vectors(queries[i:i + 1], [qid], 10)  # the one-thread path
+        _assert_same(single[qid], want[i])
+        assert len(single[qid]) == 10
+
+
+def test_search_vectors_after_deletes_and_with_empty_slots() -> None:
+    rng = np.random.default_rng(1)
+    vectors = _unit(rng, 400)
+    dense = DenseIndex.build(vectors, [f"d{i}" for i in range(400)], "ivfpq", nlist=8, pq_m=8)
+    dense.index.remove_ids(np.arange(0, 400, 2, dtype=np.int64))  # what xsearch.update does on deletes
+    dense.index.add_with_ids(vectors[:3], np.array([400, 401, 402], dtype=np.int64))
+    dense.doc_ids = dense.doc_ids + ["new0", "new1", "new2"]
+    faiss.extract_index_ivf(dense.index).nprobe = 1  # few probes: fewer than k hits, -1 slots
+    queries = _unit(rng, 4)
+    qids = [f"q{i}" for i in range(4)]
+    want = _reference(dense, queries, 150)
+    got = dense.search_vectors(queries, qids, 150)
+    assert any(len(w) < 150 for w in want)  # the -1 case is exercised
+    for i, qid in enumerate(qids):
+        _assert_same(got[qid], want[i])
+        assert not any(int(d[1:]) % 2 == 0 for d in got[qid] if d.startswith("d"))  # deleted ids never come back
+    hit = dense.search_vectors(vectors[:1], ["self"], 1)["self"]
+    assert list(hit) == ["new0"]  # d0 was deleted; its vector came back as new0
+
+
+def _saved_ivfpq(folder, vectors: np.ndarray, wrapped: bool):  # noqa: ANN001, ANN202
+    """An IVF-PQ index folder as xsearch.build writes it (index.faiss, ids.json, vectors.npy); `wrapped` makes the
+    layout of xsearch 0.1.0 before the fix, an IVF inside an IndexIDMap2."""
+    ids = [f"d{i}" for i in range(len(vectors))]
+    dense = DenseIndex.build(vectors, ids, "ivfpq", nlist=8, pq_m=8)
+    if wrapped:
+        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], 8, 8, 8,
+                               faiss.METRIC_INNER_PRODUCT)
+        ivf.train(vectors)
+        dense.index = faiss.IndexIDMap2(ivf)
+        dense.index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    dense.save(folder)
+    np.save(folder / "vectors.npy", vectors)
+    return {"dim": vectors.shape[1], "kind": "ivfpq", "text": "original", "docs": len(vectors)}
+
+
+def test_live_deletes_in_an_ivfpq_index_keep_every_label_right(tmp_path) -> None:  # noqa: ANN001
+    from xsearch.update import _update_dense
+
+    vectors = _unit(np.random.default_rng(2), 400)
+    comp = _saved_ivfpq(tmp_path, vectors, wrapped=False)
+    gone = [f"d{i}" for i in range(0, 400, 3)]
+    _update_dense(tmp_path, comp, [], gone, {}, None)  # deletes only: no encoder needed
+    dense = DenseIndex.load(tmp_path, "ivfpq", use_gpu=False)
+    faiss.extract_index_ivf(dense.index).nprobe = 8  # all lists: the PQ codes decide, nothing is missed
+    kept = [i for i in range(400) if i % 3]
+    assert comp["docs"] == dense.ntotal == len(kept)
+    run = dense.search_vectors(vectors[kept], [f"q{i}" for i in kept], 5)
+    top1 = [next(iter(run[f"q{i}"])) for i in kept]
+    assert sum(t == f"d{i}" for t, i in zip(top1, kept)) >= 0.95 * len(kept)  # each vector finds itself
+    assert not {d for hits in run.values() for d in hits} & set(gone)
+
+
+def test_live_deletes_refuse_an_ivf_index_inside_an_idmap(tmp_path) -> None:  # noqa: ANN001
+    from xsearch.errors import IndexFormatError
+    from xsearch.update import _update_dense
+
+    comp = _saved_ivfpq(tmp_path, _unit(np.random.default_rng(3), 300), wrapped=True)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(IndexFormatError, match="rebuild the index"):
+        _update_dense(tmp_path, comp, [], ["d1"], {}, None)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

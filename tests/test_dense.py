@@ -7,6 +7,7 @@ import pytest
 faiss = pytest.importorskip("faiss")
 
 from xsearch.dense import DenseIndex  # noqa: E402
+from xsearch.errors import IndexFormatError  # noqa: E402
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
@@ -15,10 +16,18 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
 
 
 def _reference(dense: DenseIndex, queries: np.ndarray, k: int) -> list[dict[str, float]]:
-    """What a FAISS user gets from the index itself (IndexIDMap2 or IVF), labels mapped to doc ids by hand."""
-    scores, labels = dense.index.search(queries, k)
-    return [{dense.doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
-            for row_s, row_i in zip(scores.tolist(), labels.tolist())]
+    """What a FAISS user gets from the index itself (IndexIDMap2 or IVF), labels mapped to doc ids by hand; for a
+    refined IVF-PQ, its k x refine candidates re-scored by hand against the plain vectors."""
+    if not dense.refine:
+        scores, labels = dense.index.search(queries, k)
+        return [{dense.doc_ids[i]: s for s, i in zip(row_s, row_i) if i >= 0}
+                for row_s, row_i in zip(scores.tolist(), labels.tolist())]
+    _, labels = dense.index.search(queries, min(dense.ntotal, k * dense.refine))
+    out = []
+    for q, row in zip(queries, labels):
+        exact = sorted(((float(dense.plain[i] @ q), int(i)) for i in row if i >= 0), key=lambda t: (-t[0], t[1]))
+        out.append({dense.doc_ids[i]: s for s, i in exact[:k]})
+    return out
 
 
 def _assert_same(got: dict[str, float], want: dict[str, float]) -> None:
@@ -49,6 +58,7 @@ def test_search_vectors_after_deletes_and_with_empty_slots() -> None:
     dense.index.remove_ids(np.arange(0, 400, 2, dtype=np.int64))  # what xsearch.update does on deletes
     dense.index.add_with_ids(vectors[:3], np.array([400, 401, 402], dtype=np.int64))
     dense.doc_ids = dense.doc_ids + ["new0", "new1", "new2"]
+    dense.plain = np.concatenate([vectors, vectors[:3]])  # as xsearch.update appends to vectors.npy
     faiss.extract_index_ivf(dense.index).nprobe = 1  # few probes: fewer than k hits, -1 slots
     queries = _unit(rng, 4)
     qids = [f"q{i}" for i in range(4)]
@@ -60,6 +70,44 @@ def test_search_vectors_after_deletes_and_with_empty_slots() -> None:
         assert not any(int(d[1:]) % 2 == 0 for d in got[qid] if d.startswith("d"))  # deleted ids never come back
     hit = dense.search_vectors(vectors[:1], ["self"], 1)["self"]
     assert list(hit) == ["new0"]  # d0 was deleted; its vector came back as new0
+    dense.refine = 0  # the index's own ranking: same ids and -1 handling
+    want = _reference(dense, queries, 150)
+    got = dense.search_vectors(queries, qids, 150)
+    for i, qid in enumerate(qids):
+        _assert_same(got[qid], want[i])
+
+
+def test_refined_ivfpq_finds_what_the_codes_alone_miss(tmp_path) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(4)
+    centres = _unit(rng, 20, 64)  # clustered data: the neighbours of a query are close to each other, as with e5
+    vectors = centres[rng.integers(0, 20, 3000)] + 0.15 * rng.standard_normal((3000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:50] + 0.05 * rng.standard_normal((50, 64)).astype(np.float32)
+    qids = [f"q{i}" for i in range(50)]
+    dense = DenseIndex.build(vectors, [f"d{i}" for i in range(3000)], "ivfpq", nlist=16, pq_m=4)
+    assert dense.refine == 10 and np.shares_memory(dense.plain, vectors)
+    exact = DenseIndex.build(vectors, dense.doc_ids, "flat").search_vectors(queries, qids, 10)
+
+    def recall(run) -> float:  # noqa: ANN001
+        return float(np.mean([len(set(run[q]) & set(exact[q])) / 10 for q in qids]))
+
+    refined = recall(dense.search_vectors(queries, qids, 10))
+    dense.refine = 0
+    codes_only = recall(dense.search_vectors(queries, qids, 10))
+    print(f"recall@10 refined {refined:.3f}, codes only {codes_only:.3f}")
+    assert refined >= codes_only + 0.2 and refined >= 0.9, (refined, codes_only)
+    # saved and loaded: vectors.npy is memory-mapped and used the same way
+    dense.refine = 10
+    dense.save(tmp_path)
+    np.save(tmp_path / "vectors.npy", vectors)
+    loaded = DenseIndex.load(tmp_path, "ivfpq", use_gpu=False)
+    assert isinstance(loaded.plain, np.memmap) and loaded.refine == 10
+    assert loaded.search_vectors(queries, qids, 10) == dense.search_vectors(queries, qids, 10)
+    np.save(tmp_path / "vectors.npy", vectors[:-1])
+    with pytest.raises(IndexFormatError, match="vectors.npy"):
+        DenseIndex.load(tmp_path, "ivfpq", use_gpu=False)
+    (tmp_path / "vectors.npy").unlink()
+    assert DenseIndex.load(tmp_path, "ivfpq", use_gpu=False).refine == 0  # older folders: the codes alone
 
 
 def _saved_ivfpq(folder, vectors: np.ndarray, wrapped: bool):  # noqa: ANN001, ANN202

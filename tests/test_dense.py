@@ -152,3 +152,14 @@ def test_live_deletes_refuse_an_ivf_index_inside_an_idmap(tmp_path) -> None:  # 
     with pytest.raises(IndexFormatError, match="rebuild the index"):
         _update_dense(tmp_path, comp, [], ["d1"], {}, None)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_gpu_index_refuses_more_hits_than_faiss_gpu_returns() -> None:
+    from xsearch.dense import GPU_MAX_K
+    from xsearch.errors import InputError
+
+    rng = np.random.default_rng(5)
+    dense = DenseIndex.build(_unit(rng, GPU_MAX_K + 10), [f"d{i}" for i in range(GPU_MAX_K + 10)], "flat")
+    dense._on_gpu = True  # the check comes before any FAISS call, so a CPU index stands in for a GPU one
+    with pytest.raises(InputError, match="at most 2048"):
+        dense.search_vectors(_unit(rng, 1), ["q"], GPU_MAX_K + 1)

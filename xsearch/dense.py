@@ -25,6 +25,7 @@ Kind = Literal["flat", "hnsw", "ivfpq"]
 # nprobe 32, for ~0.07 ms more per query on 54k vectors.
 IVF_REFINE = 10
 IVF_NPROBE = 32
+GPU_MAX_K = 2048  # FAISS GPU indexes return at most this many hits per query
 
 
 def gpu_count() -> int:
@@ -131,6 +132,8 @@ class DenseIndex:
         k = min(k, self.ntotal)
         if k <= 0:
             return Run({q: {} for q in qids})
+        if self._on_gpu and k > GPU_MAX_K:
+            raise InputError(f"k={k}: a FAISS index on the GPU returns at most {GPU_MAX_K} hits per query")
         if self.refine > 1:
             return self._search_refined(vectors, qids, k)
         run = Run()
@@ -155,7 +158,7 @@ class DenseIndex:
         plain, doc_ids, n = self.plain, self.doc_ids, min(self.ntotal, k * self.refine)
         assert plain is not None
         if self._on_gpu:
-            _, ids = self.index.search(vectors, n)
+            _, ids = self.index.search(vectors, min(n, GPU_MAX_K))
         else:
             _, ids = _search_cpu(self.index, vectors, n, one_thread=len(vectors) == 1)
         run = Run()

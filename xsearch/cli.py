@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .cli_more import add_more_commands
 
     add_more_commands(sub)
+    _add_serve(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -63,6 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xsearch: interrupted", file=sys.stderr)
         return 130
+
+
+def _add_serve(sub) -> None:  # noqa: ANN001
+    """Commands of other packages, e.g. `xsearch serve` from server/ (entry-point group "xsearch.commands"):
+    the library never imports the server."""
+    from importlib import metadata
+
+    for ep in metadata.entry_points(group="xsearch.commands"):
+        ep.load()(sub)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -26,9 +26,18 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     p.add_argument("--out", default="eval/reports")
     p.set_defaults(func=cmd_eval_transfer)
 
-    from server.cli import add_serve_command
-
-    add_serve_command(sub)
+    p = sub.add_parser("update", help="add, replace or delete documents (one batch, one new generation)")
+    p.add_argument("index", help="index folder")
+    p.add_argument("--add", metavar="FILE.jsonl", help="documents to add or replace (id, lang, title, text, ...)")
+    p.add_argument("--lang", default=None, help="language of records that carry none")
+    p.add_argument("--delete", nargs="+", metavar="ID", help="ids to delete")
+    p.set_defaults(func=cmd_update)
+    p = sub.add_parser("compact", help="rewrite every component without deleted documents")
+    p.add_argument("index", help="index folder")
+    p.set_defaults(func=cmd_compact)
+    p = sub.add_parser("verify", help="check every component's ids against the doc store; prints the generation")
+    p.add_argument("index", help="index folder")
+    p.set_defaults(func=cmd_verify)
 
     qgen = sub.add_parser("qgen", help="xQG: queries generated per document, change alpha without re-encoding")
     qsub = qgen.add_subparsers(dest="qgen_command", required=True)
@@ -94,17 +103,19 @@ def cmd_qgen_show(args: argparse.Namespace) -> int:
     import json
 
     from .errors import InputError
-    from .qgen.augment import generated_queries, load_generated
+    from .index import open_index
 
-    queries = generated_queries(args.index, args.doc_id, args.component)
+    index = open_index(args.index)
+    queries = index.generated_queries(args.doc_id, args.component)
     if queries is None:
         raise InputError(f"no generated queries for document {args.doc_id!r} in {args.index}")
     if args.json:
         print(json.dumps({"doc_id": args.doc_id, "queries": queries}, ensure_ascii=False))
         return 0
-    record = load_generated(args.index, args.component)
-    print(f"{args.doc_id}: {len(queries)} queries ({record['generator']}, lang {record['lang']}"
-          + (f", translated by {record['translate']}" if record.get("translate") else "") + ")")
+    comps = {n: e for n, e in index.manifest["components"].items() if e["kind"] == "xqg"}
+    spec = comps[args.component or ("dense-xqg" if "dense-xqg" in comps else next(iter(comps)))]["spec"]
+    print(f"{args.doc_id}: {len(queries)} queries ({spec['generator']}, lang {spec['lang']}"
+          + (f", translated by {spec['translate']}" if spec.get("translate") else "") + ")")
     for q in queries:
         print(f"  {q}")
     return 0
@@ -114,8 +125,41 @@ def cmd_qgen_reaugment(args: argparse.Namespace) -> int:
     from .qgen.augment import reaugment
 
     comp = reaugment(args.index, args.alpha, args.formula, args.component)
-    print(f"{args.component}: alpha={comp['xqg']['alpha']:g}, formula={comp['xqg']['formula']}, {comp['docs']} docs")
+    print(f"{args.component}: alpha={comp['spec']['alpha']:g}, formula={comp['spec']['formula']}, "
+          f"{comp['docs']} docs")
     return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from .corpus import read_corpus
+    from .update import apply_batch
+
+    docs = list(read_corpus(args.add, "jsonl", args.lang)) if args.add else []
+    count = apply_batch(args.index, docs, args.delete or [], log=print)
+    print(f"{args.index}: {len(docs)} added or replaced, {len(args.delete or [])} deleted, {count} documents")
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from .update import compact
+
+    print(f"{args.index}: compacted into generation {compact(args.index, log=print)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .storage.verify import verify
+
+    report = verify(args.index)
+    print(f"{report.path}: generation {report.generation}, {report.doc_count} documents")
+    for c in report.checks:
+        status = "OK" if c.ok else "MISMATCH"
+        print(f"  {c.name:24s} {c.kind:7s} {c.found:>9d} / {c.expected:<9d} {status}"
+              + (f" missing {c.missing}" if c.missing else "") + (f" extra {c.extra}" if c.extra else ""))
+    for p in report.problems:
+        print(f"  problem: {p}")
+    print("verify: OK" if report.ok else "verify: FAILED")
+    return 0 if report.ok else 1
 
 
 def cmd_models_convert(args: argparse.Namespace) -> int:

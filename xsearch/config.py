@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,6 +73,15 @@ class XQGSpec(_Strict):
     sweep: list[XQGVariant] = Field(default_factory=list)
 
 
+class FusionSpec(_Strict):
+    """An extra fused route: `fuse` names routes of the index (RRF, or a normalised weighted sum)."""
+
+    name: str
+    fuse: list[str] = Field(min_length=2)
+    method: Literal["rrf", "wsum"] = "rrf"
+    weights: Optional[list[float]] = None
+
+
 class IndexConfig(_Strict):
     name: str = "index"
     corpus: CorpusSpec
@@ -81,6 +90,11 @@ class IndexConfig(_Strict):
     translate: TranslationSpec = TranslationSpec()
     splade: SpladeSpec = SpladeSpec()
     xqg: XQGSpec = XQGSpec()
+    components: list[dict[str, Any]] = Field(
+        default_factory=list, description="more components, each {kind, name, ...} of a registered kind "
+                                          "(xsearch.components), e.g. {kind: rm3, name: bm25-rm3, over: bm25}")
+    fusions: list[FusionSpec] = Field(default_factory=list, description="more fused routes")
+    default_route: Optional[str] = Field(None, description="unset: hybrid, else the first route")
 
     @model_validator(mode="after")
     def _xqg_needs_dense(self) -> "IndexConfig":

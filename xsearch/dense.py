@@ -34,9 +34,9 @@ def gpu_count() -> int:
 
 
 def make_faiss_index(dim: int, n: int, kind: Kind = "flat", hnsw_m: int = 32, pq_m: int | None = None,
-                     nlist: int | None = None):
+                     nlist: int | None = None, wrap_ids: bool = True):
     """An empty (untrained) index of `kind` for `n` vectors that takes ids: flat and HNSW in an IndexIDMap2, IVF-PQ
-    as it is (see the module docstring)."""
+    as it is (see the module docstring). wrap_ids=False: no IndexIDMap2 (ids are the row positions)."""
     faiss = require("faiss")
     ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
@@ -54,7 +54,7 @@ def make_faiss_index(dim: int, n: int, kind: Kind = "flat", hnsw_m: int = 32, pq
         return base
     else:
         raise InputError(f"unknown dense index kind {kind!r}: use flat, hnsw or ivfpq")
-    return faiss.IndexIDMap2(base)
+    return faiss.IndexIDMap2(base) if wrap_ids else base
 
 
 def _divisor_near(dim: int, target: int) -> int:
@@ -197,14 +197,15 @@ class DenseIndex:
 #   wall and 109 ms CPU on one thread, 120 ms wall and 239 ms CPU with two; on a loaded host a team also waits a
 #   scheduler slice per region (12-36 ms instead of 0.05-1 ms). omp_set_num_threads sets the calling thread's own
 #   setting (a per-thread OpenMP ICV), so searches running on other threads keep theirs.
-def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool) -> tuple[np.ndarray, np.ndarray]:
+def _search_cpu(index, vectors: np.ndarray, k: int, one_thread: bool, params=None) -> tuple[np.ndarray, np.ndarray]:
+    extra = {"params": params} if params is not None else {}
     if not one_thread:
-        return index.search(vectors, k)
+        return index.search(vectors, k, **extra)
     faiss = require("faiss")
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        return index.search(vectors, k)
+        return index.search(vectors, k, **extra)
     finally:
         faiss.omp_set_num_threads(before)
 

@@ -28,6 +28,10 @@ class IndexFormatError(XsearchError):
     """An index folder is missing, incomplete or was written by an incompatible version."""
 
 
+class WriterBusyError(XsearchError):
+    """Another writer holds the index (build, update, compact or reaugment) for longer than the wait allowed."""
+
+
 class UnknownDocumentError(InputError):
     """A batch deletes a document id the index does not hold."""
 

@@ -1,126 +1,252 @@
-"""Open an index folder by its manifest and search it by any of the routes the manifest lists."""
+"""Open an index folder and search it by any of its routes, each search on one whole generation.
+
+An `Index` pins the newest generation: its manifest, a doc store view at that generation, and retrievers over the
+generation's files. Before each search it checks (one directory listing) whether a newer generation has been
+committed, by this process or any other, and if so opens it beside the current one and swaps it in; a search that
+already started finishes on the generation it began with. Models (encoders, SPLADE, the query translator) are shared
+by all generations of an Index, never reloaded per write.
+"""
 from __future__ import annotations
 
-import json
 import threading
-from functools import cached_property
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .build import FORMAT, MANIFEST, build_index
+from .components import Models, OpenContext, get_kind
 from .config import SearchDefaults
 from .docstore import DocStore
 from .errors import IndexFormatError, InputError
 from .records import Hit, Query, Run, as_queries
-from .retrievers import BM25Retriever, DenseRetriever, FusedRetriever, ImpactRetriever
+from .retrievers import FusedRetriever
+from .storage.manifest import Manifest, generations, latest_generation, read_manifest
 
 DEFAULTS = SearchDefaults()
 
 
-class Index:
-    """A built index: manifest, doc store, and one retriever per route, created on first use."""
+class Generation:
+    """One generation, opened: its manifest, doc store view and retrievers (created on first use)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        manifest_path = self.path / MANIFEST
-        if not manifest_path.exists():
-            raise IndexFormatError(f"{self.path} is not an xsearch index (no {MANIFEST}); build one with "
-                                   "'xsearch index'")
-        self.manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if self.manifest.get("format") != FORMAT:
-            raise IndexFormatError(f"{manifest_path}: format {self.manifest.get('format')!r}, expected {FORMAT!r}")
-        self.docstore = DocStore(self.path / "docstore.sqlite", readonly=True)
+    def __init__(self, root: Path, manifest: Manifest, models: Models, translator: Any, cache: dict):
+        self.root, self.manifest_model = root, manifest
+        self.manifest: dict[str, Any] = manifest.model_dump(mode="json")
+        self.generation = manifest.generation
+        self.docstore = DocStore(root / manifest.docstore, manifest.generation)
+        self._ctx = OpenContext(root, manifest.components, models, translator, cache)
         self._retrievers: dict[str, Any] = {}
-        self._components: dict[str, Any] = {}
         self._lock = threading.RLock()
-        self.translator = None  # set by the caller (or lazily from the manifest) for query translation
-
-    # ---- routes -------------------------------------------------------------------------------------------
-    @property
-    def routes(self) -> list[str]:
-        return list(self.manifest["routes"])
-
-    @property
-    def default_route(self) -> str:
-        return self.manifest.get("default_route", self.routes[0])
+        self.users = 0
+        self.retired = False
 
     def retriever(self, route: str):
-        """The retriever behind `route` (protocol: search(queries, k) -> Run)."""
-        if route not in self.manifest["routes"]:
-            raise InputError(f"unknown route {route!r}; this index has: {', '.join(self.routes)}")
+        routes = self.manifest_model.routes
+        if route not in routes:
+            raise InputError(f"unknown route {route!r}; this index has: {', '.join(routes)}")
         with self._lock:
             if route not in self._retrievers:
                 self._retrievers[route] = self._make_route(route)
             return self._retrievers[route]
 
     def _make_route(self, route: str):
-        spec = self.manifest["routes"][route]
-        if "fuse" in spec:
-            parts = [self.retriever(r) for r in spec["fuse"]]
-            return FusedRetriever(parts, name=route, method=spec.get("method", "rrf"), weights=spec.get("weights"),
+        spec = self.manifest_model.routes[route]
+        if spec.fuse:
+            parts = [self.retriever(r) for r in spec.fuse]
+            return FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights,
                                   depth=DEFAULTS.fusion_depth, rrf_k=DEFAULTS.rrf_k)
-        translator = self.query_translator() if spec.get("query_translation") else None
-        parts = [self._retriever_for(c, translator) for c in spec["components"]]
+        parts = []
+        for name in spec.components:
+            entry = self.manifest_model.components.get(name)
+            if entry is None:
+                raise IndexFormatError(f"route {route!r} names component {name!r}, which the manifest lacks")
+            parts.append(get_kind(entry.kind).opener(self._ctx, name, entry, spec.query_translation))
         if len(parts) == 1:
             parts[0].name = route
             return parts[0]
         # one component per document language (mixed-language corpora): merge their runs by RRF
         return FusedRetriever(parts, name=route, method="rrf", depth=DEFAULTS.fusion_depth, rrf_k=DEFAULTS.rrf_k)
 
-    def _retriever_for(self, name: str, translator):
-        comp = self.manifest["components"][name]
-        folder = self.path / comp["path"]
-        if comp["type"] == "bm25":
-            from .lucene import LuceneBM25
+    def open_routes(self) -> list[str]:
+        with self._lock:
+            return list(self._retrievers)
 
-            return BM25Retriever(LuceneBM25(folder, comp["lang"], comp.get("k1", 0.9), comp.get("b", 0.4)),
-                                 name=name, translator=translator)
-        if comp["type"] == "dense":
-            from .dense import DenseIndex
+    def close(self) -> None:
+        seen: set[int] = set()
 
-            spec = comp.get("query_encoder_spec") or comp["encoder_spec"]
-            return DenseRetriever(DenseIndex.load(folder, comp["kind"]), self.encoder(spec), name=name)
-        if comp["type"] == "impact":
-            from .encoders import make_sparse_encoder
-            from .lucene import LuceneImpact
+        def lucenes(r: Any) -> Iterator[Any]:
+            if id(r) in seen:
+                return
+            seen.add(id(r))
+            if getattr(r, "lucene", None) is not None:
+                yield r.lucene
+            for part in getattr(r, "retrievers", ()) or ():
+                yield from lucenes(part)
 
-            tr = self.query_translator() if comp.get("lang") else None
-            return ImpactRetriever(LuceneImpact(folder), make_sparse_encoder(comp["encoder_spec"]), name=name,
-                                   translator=tr, lang=comp.get("lang", "en"))
-        raise IndexFormatError(f"component {name!r} has unknown type {comp['type']!r}")
+        for retriever in list(self._retrievers.values()):
+            for lucene in lucenes(retriever):
+                try:
+                    lucene.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+        self.docstore.close()
+
+
+class Index:
+    """A built index, always at its newest generation (`refresh()`), searched one whole generation at a time."""
+
+    def __init__(self, path: str | Path, models: Models | None = None, *, auto_refresh: bool = True):
+        self.path = Path(path).resolve()
+        latest_generation(self.path)   # clear errors for a missing, foreign or old-format folder
+        self.models = models or Models()
+        self.translator = None  # set by the caller (or lazily from the manifest) for query translation
+        self.auto_refresh = auto_refresh
+        self._cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._components: dict[str, Any] = {}   # memo for helpers (generated queries)
+        self._current = self._open(read_manifest(self.path))
+
+    def _open(self, manifest: Manifest) -> Generation:
+        return Generation(self.path, manifest, self.models, self.query_translator, self._cache)
+
+    # ---- generations ------------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Open the newest generation if there is a newer one (routes in use are opened before the swap, so no
+        search pays for them); returns whether it changed."""
+        gens = generations(self.path)
+        if not gens or gens[-1] <= self._current.generation:
+            return False
+        with self._lock:
+            current = self._current
+            if gens[-1] <= current.generation:
+                return False
+            try:
+                new = self._open(read_manifest(self.path, gens[-1]))
+            except IndexFormatError:
+                return False   # superseded and collected meanwhile: the next refresh takes the newer one
+            for route in current.open_routes():
+                if route in new.manifest_model.routes:
+                    new.retriever(route)
+            self._current = new
+            self._retire(current)
+        return True
+
+    def _retire(self, gen: Generation) -> None:
+        gen.retired = True
+        if gen.users == 0:
+            gen.close()
+
+    @contextmanager
+    def pinned(self) -> Iterator[Generation]:
+        """The newest generation, held for one search (closed once retired and no search holds it)."""
+        if self.auto_refresh:
+            self.refresh()
+        with self._lock:
+            gen = self._current
+            gen.users += 1
+        try:
+            yield gen
+        finally:
+            with self._lock:
+                gen.users -= 1
+                if gen.retired and gen.users == 0:
+                    gen.close()
+
+    @property
+    def generation(self) -> int:
+        return self._current.generation
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._current.manifest
+
+    @property
+    def docstore(self) -> DocStore:
+        return self._current.docstore
+
+    @property
+    def routes(self) -> list[str]:
+        return list(self._current.manifest_model.routes)
+
+    @property
+    def default_route(self) -> str:
+        return self._current.manifest_model.default_route
+
+    @property
+    def doc_count(self) -> int:
+        return self._current.manifest_model.doc_count
+
+    def retriever(self, route: str):
+        """The retriever behind `route` in the current generation (protocol: search(queries, k) -> Run)."""
+        return self._current.retriever(route)
 
     def encoder(self, spec: str):
-        with self._lock:
-            key = f"encoder:{spec}"
-            if key not in self._components:
-                from .encoders import make_encoder
-                from .qcache import QueryCachingEncoder
-
-                self._components[key] = QueryCachingEncoder(make_encoder(spec))
-            return self._components[key]
+        return self.models.encoder(spec)
 
     def query_translator(self):
         """The translator used for query translation: the caller's, else the index's DT translator, else apertium."""
-        with self._lock:
-            if self.translator is None:
-                from .paths import cache_dir
-                from .translate import make_translator
+        if self.translator is None:
+            from .paths import cache_dir
+            from .translate import make_translator
 
-                spec = (self.manifest.get("translation") or {}).get("translator") or "apertium"
-                self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
-            return self.translator
+            spec = (self.manifest.get("translation") or {}).get("translator") or "apertium"
+            self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
+        return self.translator
 
     # ---- search -------------------------------------------------------------------------------------------
+    @contextmanager
+    def reading(self) -> Iterator["IndexView"]:
+        """The newest generation as one read-only view for a whole request (search, doc store, manifest)."""
+        with self.pinned() as gen:
+            yield IndexView(self, gen)
+
     def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang) -> Run:
         """Batch search: a Run for many queries (what evaluation uses)."""
-        return self.retriever(route or self.default_route).search(as_queries(queries, lang), _check_k(k))
+        with self.reading() as view:
+            return view.run(queries, route, k, lang)
 
     def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
                offset: int = 0) -> list[Hit]:
         """One query -> ranked Hits with their stored documents and, for fused routes, per-route scores."""
+        with self.reading() as view:
+            return view.search(query, route, k, lang, offset)
+
+    def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
+        return self.docstore.translation(doc_id, lang)
+
+    def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
+        """The xQG queries generated for `doc_id` (None if it has none); InputError if the index has no xQG."""
+        with self.reading() as view:
+            return view.generated_queries(doc_id, component)
+
+    def close(self) -> None:
+        with self._lock:
+            self._retire(self._current)
+
+
+class IndexView:
+    """One generation of an Index, for one request: every read goes to the same generation."""
+
+    def __init__(self, index: Index, gen: Generation):
+        self.index, self.gen = index, gen
+        self.path = index.path
+        self.manifest = gen.manifest
+        self.docstore = gen.docstore
+        self.generation = gen.generation
+        self.routes = list(gen.manifest_model.routes)
+        self.default_route = gen.manifest_model.default_route
+        self.doc_count = gen.manifest_model.doc_count
+        self.query_translator = index.query_translator
+
+    def retriever(self, route: str):
+        return self.gen.retriever(route)
+
+    def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang) -> Run:
+        return self.gen.retriever(route or self.default_route).search(as_queries(queries, lang), _check_k(k))
+
+    def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
+               offset: int = 0) -> list[Hit]:
         route = route or self.default_route
         q = as_queries([Query("q", query, lang)])
-        retriever = self.retriever(route)
+        retriever = self.gen.retriever(route)
         depth = _check_k(k + offset)
         parts: dict[str, Run] = {}
         if isinstance(retriever, FusedRetriever):
@@ -133,18 +259,19 @@ class Index:
                     route_scores={name: r["q"][d] for name, r in parts.items() if d in r.get("q", {})})
                 for i, (d, s) in enumerate(ranked)]
 
-    @cached_property
-    def doc_count(self) -> int:
-        return int(self.manifest["doc_count"])
-
     def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
         return self.docstore.translation(doc_id, lang)
 
     def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
-        """The xQG queries generated for `doc_id` (None if it has none); InputError if the index has no xQG."""
-        from .qgen.augment import generated_queries
+        from .components.xqg import generated_queries
 
-        return generated_queries(self, doc_id, component)
+        comps = {n: e for n, e in self.gen.manifest_model.components.items() if e.kind == "xqg"}
+        if not comps:
+            raise InputError("this index has no xQG component: build it with xqg.enabled")
+        name = component or ("dense-xqg" if "dense-xqg" in comps else next(iter(comps)))
+        if name not in comps:
+            raise InputError(f"no xQG component {name!r}; this index has {sorted(comps)}")
+        return generated_queries(self.gen._ctx, name, comps[name], doc_id)  # noqa: SLF001
 
 
 def _check_k(k: int) -> int:
@@ -153,8 +280,14 @@ def _check_k(k: int) -> int:
     return k
 
 
-def open_index(path: str | Path) -> Index:
-    return Index(path)
+def open_index(path: str | Path, models: Models | None = None) -> Index:
+    return Index(path, models)
 
 
-__all__ = ["Index", "open_index", "build_index"]
+def build_index(*args: Any, **kwargs: Any) -> Path:
+    from .build import build_index as _build
+
+    return _build(*args, **kwargs)
+
+
+__all__ = ["Index", "IndexView", "Generation", "open_index", "build_index"]

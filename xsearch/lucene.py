@@ -63,7 +63,10 @@ def _index_collection(records: Iterable[Mapping[str, object]], out_dir: str | Pa
 class LuceneBM25:
     """BM25 over one Lucene index (Anserini defaults k1=0.9, b=0.4), queries analysed in the index's language."""
 
-    def __init__(self, index_dir: str | Path, lang: str, k1: float = 0.9, b: float = 0.4):
+    def __init__(self, index_dir: str | Path, lang: str, k1: float = 0.9, b: float = 0.4,
+                 rm3: tuple[int, int, float] | None = None):
+        """rm3: (feedback terms, feedback docs, original query weight) for RM3 query expansion (Anserini's
+        Rm3Reranker over the stored document vectors; its English-only term filter is on for English only)."""
         ensure_jvm()
         from pyserini.search.lucene import LuceneSearcher
 
@@ -72,6 +75,10 @@ class LuceneBM25:
             self._searcher = LuceneSearcher(self.index_dir)
             self._searcher.set_language(analyzer_for(lang))
             self._searcher.set_bm25(k1, b)
+            if rm3 is not None:
+                fb_terms, fb_docs, weight = rm3
+                self._searcher.object.set_rm3(None, int(fb_terms), int(fb_docs), float(weight), False,
+                                              analyzer_for(lang) == "en")
         self.lang = lang
 
     def search_texts(self, texts: Sequence[str], qids: Sequence[str], k: int) -> Run:

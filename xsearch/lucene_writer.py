@@ -1,6 +1,6 @@
 """Change an existing Lucene index in place: delete by the "id" term, add with Anserini's own document generator.
 
-Used by live updates (xsearch.update) on a copy of the index folder. Documents are built by the same Anserini
+Used by the storage writer (xsearch.components._lucene) in a hard-link snapshot of the component. Documents are built by the same Anserini
 classes `IndexCollection` uses (JsonCollection / JsonVectorCollection documents, DefaultLuceneDocumentGenerator
 with positions, doc vectors and raw stored), analysed by the same analyzer, so an updated index answers exactly
 like one rebuilt from scratch over the same documents (tests/test_server_update.py checks scores are equal).
@@ -113,6 +113,11 @@ class LuceneWriter:
                     continue
                 self._writer.updateDocument(self._term("id", doc_id), lucene_doc)
             self.added += 1
+
+    def force_merge(self) -> None:
+        """Merge the whole index into one segment (compaction: statistics then equal a fresh build's)."""
+        with JNI_LOCK:
+            self._writer.forceMerge(1)
 
     def num_docs(self) -> int:
         with JNI_LOCK:

@@ -58,7 +58,9 @@ def ensure_index(bench: Benchmark, name: str, collection: Collection, log: Log, 
 
     spec = bench.indexes[name]
     folder = index_folder(bench, name, spec, collection)
-    if (folder / "manifest.json").exists() and not rebuild:
+    from ..storage.manifest import generations
+
+    if generations(folder) and not rebuild:
         return folder
     docs = collection.docs
     if spec.docs == "oracle":

@@ -2,7 +2,8 @@
 
 Backends: "keyphrase" (default, offline: KeyBERT-style phrases, optionally translated into the query language) and
 "ct2:<folder>" (a doc2query T5/mT5 model through CTranslate2, sampled). xQG (Zhuang, Shou and Zuccon, SIGIR 2023)
-is in `augment`: build stage, `reaugment(index, alpha)`, `generated_queries(index, doc_id)`.
+is in `augment` (formulas, `reaugment(index, alpha)`, `generated_queries(index, doc_id)`) and its storage in
+xsearch.components.xqg.
 Importing this package loads no backend (no encoder, no ctranslate2).
 """
 from __future__ import annotations
@@ -90,7 +91,7 @@ def __getattr__(name: str) -> Any:
         from .seq2seq import Seq2SeqQueryGenerator
 
         return Seq2SeqQueryGenerator
-    if name in ("augment_vectors", "build_xqg", "reaugment", "generated_queries", "FORMULAS"):
+    if name in ("augment_vectors", "reaugment", "generated_queries", "FORMULAS"):
         from . import augment
 
         return getattr(augment, name)
@@ -98,4 +99,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["SPECS", "CachedQueryGenerator", "KeyphraseGenerator", "TranslatedQueries", "Seq2SeqQueryGenerator", "make_query_generator",
-           "augment_vectors", "build_xqg", "reaugment", "generated_queries", "FORMULAS"]
+           "augment_vectors", "reaugment", "generated_queries", "FORMULAS"]

@@ -1,0 +1,101 @@
+"""Routes as data: a recipe expands into named components, components declare the routes they serve, and fused
+routes are templates over route names, declared once here.
+
+A route is the components it searches (several = one per document language, fused by RRF) with the query as typed
+or translated, or a fusion of other routes. Adding a retriever is a kind module (xsearch.components) plus a recipe
+line; adding a fusion is a line in FUSIONS or in the recipe's `fusions`.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .components import ComponentSpec, get_kind, parse_spec
+from .config import IndexConfig
+from .errors import InputError
+from .storage.manifest import ComponentEntry, RouteEntry
+
+# (name, the routes it fuses): added wherever all of its parts exist
+FUSIONS: list[tuple[str, list[str]]] = [("hybrid", ["bm25", "dense"]), ("hybrid-dt", ["bm25-dt", "dense"])]
+DEFAULT_ROUTES = ("hybrid",)
+
+
+def component_specs(config: IndexConfig, languages: Iterable[str]) -> dict[str, ComponentSpec]:
+    """The components a recipe asks for, given the document languages the index holds (one BM25 component per
+    language on the original text)."""
+    from .components.bm25 import BM25Spec
+    from .components.dense import DenseSpec
+    from .components.impact import ImpactSpec
+    from .components.xqg import XQGSpec
+
+    langs = sorted(set(languages))
+    tr = config.translate
+    translated = bool(tr.translator and tr.translator != "none")
+    out: dict[str, ComponentSpec] = {}
+    if config.bm25.enabled:
+        for lang in langs:
+            out[f"bm25-{lang}"] = BM25Spec(lang=lang, k1=config.bm25.k1, b=config.bm25.b)
+        if translated:
+            out["bm25-dt"] = BM25Spec(lang=tr.target_lang, text="translation", k1=config.bm25.k1, b=config.bm25.b,
+                                      route="bm25-dt")
+    d = config.dense
+    if d.enabled:
+        common = dict(encoder=d.encoder, query_encoder=d.query_encoder or d.encoder, index=d.kind,
+                      batch_size=d.batch_size)
+        out["dense"] = DenseSpec(**common)
+        if translated and tr.dense:
+            out["dense-dt"] = DenseSpec(**common, text="translation")
+        x = config.xqg
+        if x.enabled:
+            from .qgen.augment import variant_name
+
+            xcommon = dict(common, generator=x.generator, n=x.n, lang=x.lang, translate=x.translate)
+            out["dense-xqg"] = XQGSpec(**xcommon, alpha=x.alpha, formula=x.formula)
+            for v in x.sweep:
+                out[f"dense-xqg@{variant_name(v.formula, v.alpha)}"] = XQGSpec(**xcommon, alpha=v.alpha,
+                                                                               formula=v.formula)
+    if config.splade.enabled:
+        on_tr = config.splade.on == "translation" and translated
+        out["splade"] = ImpactSpec(encoder=config.splade.encoder, text="translation" if on_tr else "original",
+                                   lang=tr.target_lang if on_tr else (langs[0] if langs else "en"))
+    for raw in config.components:
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise InputError(f"a recipe component needs a name: {raw!r}")
+        if name in out:
+            raise InputError(f"component name {name!r} is used twice")
+        out[name] = parse_spec({k: v for k, v in raw.items() if k != "name"})
+    if not out:
+        raise InputError("the recipe enables no retrieval component (bm25, dense, splade or components)")
+    return out
+
+
+def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) -> tuple[dict[str, RouteEntry], str]:
+    """Every route the components serve, the fusion templates whose parts exist, the recipe's fusions; and the
+    default route."""
+    routes: dict[str, RouteEntry] = {}
+    for name, entry in components.items():
+        kind = get_kind(entry.kind)
+        for route, spec in kind.routes(name, kind.spec.model_validate(entry.spec)):
+            if route in routes:
+                routes[route].components.extend(c for c in spec.components if c not in routes[route].components)
+            else:
+                routes[route] = spec
+    for name, parts in FUSIONS:
+        if all(p in routes for p in parts) and name not in routes:
+            routes[name] = RouteEntry(fuse=parts, about=f"reciprocal rank fusion of {' and '.join(parts)}")
+    for f in config.fusions:
+        missing = [p for p in f.fuse if p not in routes]
+        if missing:
+            raise InputError(f"fusion {f.name!r} names routes this index does not have: {missing}; it has "
+                             f"{sorted(routes)}")
+        if f.weights is not None and len(f.weights) != len(f.fuse):
+            raise InputError(f"fusion {f.name!r}: {len(f.weights)} weights for {len(f.fuse)} routes")
+        routes[f.name] = RouteEntry(fuse=f.fuse, method=f.method, weights=f.weights,
+                                    about=f"{f.method} fusion of {', '.join(f.fuse)}")
+    if config.default_route:
+        if config.default_route not in routes:
+            raise InputError(f"default_route {config.default_route!r} is not a route of this index: {sorted(routes)}")
+        default = config.default_route
+    else:
+        default = next((r for r in DEFAULT_ROUTES if r in routes), next(iter(routes)))
+    return routes, default

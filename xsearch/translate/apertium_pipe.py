@@ -1,0 +1,424 @@
+"""Long-lived Apertium pipelines for small batches (query translation), shared by the whole process.
+
+Why: `apertium fr-es | apertium spa-eng` starts ~25 processes and loads every dictionary on each call (~0.2 s),
+twenty times a BM25 query. Here each mode's stage programs (lt-proc, apertium-tagger, ... from the mode file,
+each with its null-flush flag `-z`, as `apertium-wblank-mode -z` writes them) run once; a request is the
+deformatted text followed by a NUL byte, and its translation is everything up to the NUL that comes back.
+
+What was found by trying Debian's apertium 3.8.3: `apertium -z` does not flush, because its format stages
+`apertium-destxt` and `apertium-retxt` (flex scanners reading whole blocks) ignore NUL; only the mode's stage
+programs honour `-z`. So the two format stages are done here in Python, rule for rule as Apertium's txt format
+(`txt-format.xml` through `deformat.xsl` / `reformat.xsl`) defines them; tests/test_translate.py checks them
+against the real programs. Everything else is Apertium's own programs, so a request gives exactly what the
+batch path (`ApertiumTranslator._pipeline`) gives for the same text.
+
+Safety: one request at a time per pipeline (a small pool per route), a deadline on every request (a hung
+pipeline is killed, reaped and restarted, and the call raises XsearchError), a dead pipeline restarted and the
+request retried once, more than one NUL in an answer treated as a broken pipeline, and all pipelines closed at
+interpreter exit (atexit) or by close_all().
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import XsearchError
+
+# --- Apertium's txt format, in Python --------------------------------------------------------------------------
+# txt-format.xml (Apertium 3.8): escape chars []\/@<>^${}, space chars " \n\t\r~", one format rule (("\n\n")|("\r\n\r\n"))+ with
+# eos="yes", large blocks above 8192 characters. deformat.xsl turns that into a flex scanner: space chars collect
+# in a buffer; the next other character prints the buffer (".[]" first when an end of sentence was seen, then the
+# buffer as a superblank "[...]" unless it is one plain space or empty) and itself (escaped with "\" when it is an
+# escape char); at EOF the buffer is printed as if an end of sentence had been seen.
+_DES_TOKEN = re.compile(r"([ \t\r\n~]+)|([\]\[\\/@<>^${}])|([^\]\[\\/@<>^${} \t\r\n~]+)")
+_EOS = ("\n\n", "\r\n\r\n")
+LARGE_BLOCK = 8192  # destxt moves a longer blank into a temporary file ("[@/tmp/...]"); inline here, same output
+
+
+def destxt(text: str) -> str:
+    """`apertium-destxt` (no options) on `text`: Apertium's stream format, with blanks as superblanks."""
+    out: list[str] = []
+    blank = ""
+    dot = False
+
+    def flush() -> None:
+        nonlocal blank, dot
+        if dot:
+            out.append(".[]")
+            dot = False
+        if len(blank) > 1 or (blank and blank != " "):
+            out.append(f"[{blank}]")  # blanks hold only space chars, which need no escaping
+        else:
+            out.append(blank)
+        blank = ""
+
+    for m in _DES_TOKEN.finditer(text):
+        space, esc, word = m.groups()
+        if space is not None:
+            blank += space
+            dot = dot or any(e in space for e in _EOS)
+        else:
+            flush()
+            out.append("\\" + esc if esc is not None else word)
+    dot = True
+    flush()
+    return "".join(out)
+
+
+# reformat.xsl's rules, longest match first as flex takes them: "[@file]" (a large block), "[\@" -> "@",
+# ".[]" -> "", "\" + escape char -> the char, "[" or "]" -> "", anything else as is.
+_RE_TOKEN = re.compile(r"\[@[^\]]+\]|\[\\@|\.\[\]|\\[\]\[\\/@<>^${}]|[\[\]]")
+
+
+def _re_token(m: re.Match[str]) -> str:
+    tok = m[0]
+    if tok.startswith("[@"):
+        raise XsearchError(f"unexpected large-block reference {tok[:80]!r} in Apertium's output")
+    if tok == "[\\@":
+        return "@"
+    if tok[0] == "\\":
+        return tok[1]
+    return ""
+
+
+def retxt(stream: str) -> str:
+    """`apertium-retxt` on Apertium's stream format: plain text back."""
+    return _RE_TOKEN.sub(_re_token, stream)
+
+
+# --- the stage programs of one mode ----------------------------------------------------------------------------
+def apertium_dirs(binary: str) -> tuple[Path, Path]:
+    """(APERTIUM_PATH, APERTIUM_DATADIR) as the `apertium` script at `binary` would use them."""
+    path, datadir = str(Path(binary).parent), "/usr/share/apertium"
+    try:
+        script = Path(binary).read_text(encoding="utf-8", errors="replace")[:20_000]
+    except OSError:
+        script = ""
+    m = re.search(r'^APERTIUM_PATH="\$\{APERTIUM_PATH:-([^}"]*)\}"', script, re.M)
+    if m:
+        path = m[1]
+    m = re.search(r'^APERTIUM_DATADIR="\$\{APERTIUM_DATADIR:-([^}"]*)\}"', script, re.M)
+    if m:
+        datadir = m[1]
+    return Path(os.environ.get("APERTIUM_PATH", path)), Path(os.environ.get("APERTIUM_DATADIR", datadir))
+
+
+def mode_commands(binary: str, mode: str, env: dict[str, str]) -> list[list[str]]:
+    """The stage programs of `mode` with their null-flush flags, as argument lists.
+
+    `apertium -u` runs the mode file (through `apertium-wblank-mode`) with $1 = "-n" (no unknown-word marks)
+    and $2 = "" (no tagger option); a mode file with any other shell construct is refused (XsearchError).
+    """
+    bindir, datadir = apertium_dirs(binary)
+    mode_file = datadir / "modes" / f"{mode}.mode"
+    if not mode_file.is_file():
+        raise XsearchError(f"apertium -u {mode} failed: no mode file {mode_file}")
+    wblank = shutil.which("apertium-wblank-mode", path=f"{bindir}{os.pathsep}{env.get('PATH', '')}")
+    if wblank is None:
+        raise XsearchError(f"apertium-wblank-mode not found beside {binary}: cannot run {mode} persistently")
+    script = subprocess.run([wblank, "-z", str(mode_file)], check=False, capture_output=True, text=True, env=env,
+                            timeout=30).stdout.strip()
+    lexer = shlex.shlex(script, posix=True, punctuation_chars="|&;<>()")
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for tok in lexer:
+        if tok == "|":
+            commands.append([])
+        elif tok == "$1":
+            commands[-1].append("-n")
+        elif tok == "$2":
+            continue  # unquoted and empty in `apertium -u`: no argument at all
+        elif any(c in tok for c in "|&;<>()$`") or not tok:
+            raise XsearchError(f"mode {mode}: cannot run {tok!r} without a shell: {script[:200]}")
+        else:
+            commands[-1].append(tok)
+    if not all(commands):
+        raise XsearchError(f"mode {mode}: empty pipeline stage in {script[:200]!r}")
+    for cmd in commands:
+        found = shutil.which(cmd[0], path=f"{bindir}{os.pathsep}{env.get('PATH', '')}")
+        if found is None:
+            raise XsearchError(f"mode {mode}: program {cmd[0]!r} not found")
+        cmd[0] = found
+    return commands
+
+
+class PipeDied(XsearchError):
+    """The pipeline exited, or answered out of step, in the middle of a request."""
+
+
+class ModePipe:
+    """One mode's stage programs chained by OS pipes, kept running; `request` sends one NUL-ended input."""
+
+    def __init__(self, mode: str, commands: list[list[str]], env: dict[str, str]):
+        self.mode, self.commands, self.env = mode, commands, env
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.requests = 0  # answered since the last start
+        self._err: tempfile._TemporaryFileWrapper[bytes] | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def start(self) -> None:
+        self.kill()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for cmd in self.commands:
+                # one process group per pipeline (killed at once), and not the caller's: a Ctrl-C in a terminal
+                # reaches Python, which closes the pipelines, instead of killing them under a running request
+                group = procs[0].pid if procs else 0
+                procs.append(subprocess.Popen(cmd, stdin=procs[-1].stdout if procs else subprocess.PIPE,
+                                              stdout=subprocess.PIPE, stderr=self._err, env=self.env,
+                                              process_group=group))
+                if len(procs) > 1 and procs[-2].stdout is not None:
+                    procs[-2].stdout.close()  # the next stage owns it now
+        except OSError as exc:
+            self.procs = procs
+            self.kill()
+            raise XsearchError(f"apertium {self.mode}: cannot start {cmd[0]}: {exc}") from exc
+        self.procs = procs
+        self.requests = 0
+        assert procs[0].stdin is not None
+        os.set_blocking(procs[0].stdin.fileno(), False)
+
+    def stderr_tail(self) -> str:
+        if self._err is None:
+            return ""
+        try:
+            self._err.seek(0)
+            return self._err.read().decode("utf-8", "replace").strip()[-500:]
+        except (OSError, ValueError):
+            return ""
+
+    def request(self, data: bytes, deadline: float) -> bytes:
+        """Write data + NUL, read up to the NUL; TimeoutError past `deadline` (monotonic), PipeDied on EOF."""
+        if b"\0" in data:
+            raise XsearchError("a request to a null-flush pipeline must not contain NUL")
+        stdin, stdout = self.procs[0].stdin, self.procs[-1].stdout
+        assert stdin is not None and stdout is not None
+        todo = memoryview(data + b"\0")
+        got: list[bytes] = []
+        with selectors.DefaultSelector() as sel:
+            sel.register(stdout, selectors.EVENT_READ)
+            sel.register(stdin, selectors.EVENT_WRITE)
+            writing = True
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(self.mode)
+                for key, _ in sel.select(left):
+                    if key.fileobj is stdin:
+                        try:
+                            n = os.write(stdin.fileno(), todo[:65536])
+                        except BlockingIOError:
+                            continue
+                        except (BrokenPipeError, OSError) as exc:
+                            raise PipeDied(f"{self.mode}: the first stage closed its input ({exc})") from exc
+                        todo = todo[n:]
+                        if not todo and writing:
+                            sel.unregister(stdin)
+                            writing = False
+                    else:
+                        chunk = os.read(stdout.fileno(), 65536)
+                        if not chunk:
+                            raise PipeDied(f"{self.mode}: the pipeline ended in the middle of a request")
+                        got.append(chunk)
+                        if b"\0" in chunk:
+                            out = b"".join(got)
+                            if out.index(b"\0") != len(out) - 1 or writing:
+                                raise PipeDied(f"{self.mode}: answer out of step with the request")
+                            self.requests += 1
+                            return out[:-1]
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (a stopped or hung stage too) and reap every stage."""
+        if self.procs:
+            try:
+                os.killpg(self.procs[0].pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            for p in self.procs:
+                if p.poll() is None:
+                    try:
+                        p.kill()
+                    except ProcessLookupError:
+                        pass
+        self._reap()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End of input, so each stage exits on its own; whatever still runs after `timeout` is killed."""
+        if self.procs:
+            for f in (self.procs[0].stdin, self.procs[-1].stdout):
+                try:
+                    if f is not None:
+                        f.close()
+                except OSError:
+                    pass
+            end = time.monotonic() + timeout
+            for p in self.procs:
+                try:
+                    p.wait(max(0.0, end - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    break
+        self.kill()
+
+    def _reap(self) -> None:
+        for p in self.procs:
+            for f in (p.stdin, p.stdout):
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILLed processes exit
+                pass
+        self.procs = []
+        if self._err is not None:
+            self._err.close()
+            self._err = None
+
+
+class RoutePipeline:
+    """The pipes of one route (e.g. fr-es then spa-eng), used by one request at a time (the pool sees to it)."""
+
+    def __init__(self, route: Sequence[str], commands: list[list[list[str]]], env: dict[str, str]):
+        self.route = list(route)
+        self.pipes = [ModePipe(mode, cmds, env) for mode, cmds in zip(route, commands)]
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for pipe in self.pipes for pid in pipe.pids]
+
+    def run(self, text: str, timeout_s: float) -> str:
+        """Plain text in, plain text out, as `apertium -u m1 | apertium -u m2 ...` would give it."""
+        deadline = time.monotonic() + timeout_s
+        for attempt in (0, 1):
+            fresh = False
+            for pipe in self.pipes:
+                if not pipe.alive():
+                    pipe.start()
+                    fresh = True
+            try:
+                out = text
+                for pipe in self.pipes:
+                    out = retxt(pipe.request(destxt(out).encode("utf-8"), deadline).decode("utf-8", "replace"))
+                return out
+            except TimeoutError:
+                self.kill()
+                raise XsearchError(f"apertium {' | '.join(self.route)} (persistent pipeline) timed out after "
+                                   f"{timeout_s} s on {len(text)} characters; the pipeline was killed and will "
+                                   f"be restarted") from None
+            except PipeDied as exc:
+                # A stage that died between requests (killed, crashed) is seen here: restart and retry once.
+                # A pipeline that dies on its first request has a real cause: report its stages' messages.
+                msgs = "; ".join(f"{p.mode}: {m}" for p in self.pipes if (m := p.stderr_tail()))
+                self.kill()
+                if fresh or attempt == 1:
+                    raise XsearchError(f"apertium {' | '.join(self.route)} (persistent pipeline) failed: {exc}"
+                                       + (f"; stderr: {msgs}" if msgs else "")) from None
+            except BaseException:
+                self.kill()  # interrupted in the middle of a request: its answer would be read by the next one
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def kill(self) -> None:
+        for pipe in self.pipes:
+            pipe.kill()
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.close()
+
+
+class PipelinePool:
+    """Up to `size` RoutePipelines for one route, started on demand; each serves one request at a time."""
+
+    def __init__(self, binary: str, route: Sequence[str], env: dict[str, str], size: int):
+        self.binary, self.route, self.env, self.size = binary, list(route), env, max(1, size)
+        self.pid = os.getpid()
+        self._cond = threading.Condition()
+        self._idle: list[RoutePipeline] = []
+        self._all: list[RoutePipeline] = []
+        self._commands: list[list[list[str]]] | None = None
+
+    def _take(self) -> RoutePipeline:
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if len(self._all) < self.size:
+                    if self._commands is None:
+                        self._commands = [mode_commands(self.binary, mode, self.env) for mode in self.route]
+                    pipeline = RoutePipeline(self.route, self._commands, self.env)
+                    self._all.append(pipeline)
+                    return pipeline
+                self._cond.wait()
+
+    def _give(self, pipeline: RoutePipeline) -> None:
+        with self._cond:
+            if pipeline in self._all:
+                self._idle.append(pipeline)
+            else:
+                pipeline.close()  # the pool was closed while it ran
+            self._cond.notify()
+
+    def run(self, text: str, timeout_s: float) -> str:
+        pipeline = self._take()
+        try:
+            return pipeline.run(text, timeout_s)
+        finally:
+            self._give(pipeline)
+
+    def pipelines(self) -> list[RoutePipeline]:
+        with self._cond:
+            return list(self._all)
+
+    def close(self) -> None:
+        """Close the idle pipelines now and the busy ones when their request ends; later requests start anew."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._all = []  # a busy pipeline is no longer in it: _give closes it
+        for p in idle:
+            p.close()
+
+
+_POOLS: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], PipelinePool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def get_pool(binary: str, route: Sequence[str], env: dict[str, str], size: int) -> PipelinePool:
+    """The process-wide pool for (binary, route, environment); a forked child gets its own, never its parent's."""
+    key = (binary, tuple(route), tuple(sorted(env.items())))
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None or pool.pid != os.getpid():
+            pool = _POOLS[key] = PipelinePool(binary, route, env, size)
+        return pool
+
+
+def close_all() -> None:
+    """Close every pipeline of this process (registered with atexit)."""
+    with _POOLS_LOCK:
+        pools = [p for p in _POOLS.values() if p.pid == os.getpid()]
+    for pool in pools:
+        pool.close()
+
+
+atexit.register(close_all)

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,12 +154,15 @@ def mode_commands(binary: str, mode: str, env: dict[str, str]) -> list[list[str]
     return commands
 
 
+START_ALLOWANCE_S = 30.0  # added to the first request's deadline after a (re)start
+
+
 class PipeDied(XsearchError):
     """The pipeline exited, or answered out of step, in the middle of a request."""
 
 
-class ModePipe:
-    """One mode's stage programs chained by OS pipes, kept running; `request` sends one NUL-ended input."""
+class Chain:
+    """Stage programs chained by OS pipes, kept running; `request` sends one NUL-ended input."""
 
     def __init__(self, mode: str, commands: list[list[str]], env: dict[str, str]):
         self.mode, self.commands, self.env = mode, commands, env
@@ -195,6 +199,9 @@ class ModePipe:
         self.requests = 0
         assert procs[0].stdin is not None
         os.set_blocking(procs[0].stdin.fileno(), False)
+
+    def stderr_size(self) -> int:
+        return os.fstat(self._err.fileno()).st_size if self._err is not None else 0
 
     def stderr_tail(self) -> str:
         if self._err is None:
@@ -260,8 +267,8 @@ class ModePipe:
                         pass
         self._reap()
 
-    def close(self, timeout: float = 5.0) -> None:
-        """End of input, so each stage exits on its own; whatever still runs after `timeout` is killed."""
+    def end_input(self) -> None:
+        """Close our ends of the pipes: each stage then sees end of input and exits."""
         if self.procs:
             for f in (self.procs[0].stdin, self.procs[-1].stdout):
                 try:
@@ -269,6 +276,11 @@ class ModePipe:
                         f.close()
                 except OSError:
                     pass
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End of input, so each stage exits on its own; whatever still runs after `timeout` is killed."""
+        if self.procs:
+            self.end_input()
             end = time.monotonic() + timeout
             for p in self.procs:
                 try:
@@ -295,6 +307,205 @@ class ModePipe:
             self._err = None
 
 
+# apertium-tagger keeps state across texts: when a word has an ambiguity class that its model lacks, 3.8.3's
+# find_similar_ambiguity_class() assigns a smaller class to a *reference* to the model's open class, so every later
+# unknown word is tagged from that smaller class, in the same stream and after a NUL alike (es-fr: after "Centro de
+# llamada", "Dimensiones : léxico ..." tags léxico <n>; alone, <adj>). A batch run starts with a pristine model. So
+# the tagger runs with -d, which reports each such word on stderr, and a tagger that reported one is retired after
+# that request (its answer is right: the change only affects later words); the next request gets a new one, started
+# ahead of time. Every request thus starts from the state a batch run starts from.
+WATCHED_PROGRAMS = {"apertium-tagger": "-d"}  # program -> the flag that makes it report a change of its state
+
+
+class WatchedStage:
+    """A stage program reused while it reports nothing on stderr, else replaced; replacements start ahead.
+
+    `spares` processes are kept started (by a background thread, so neither the start nor the loading of the
+    program's data lies on a request's path); a retired process has its input closed and is reaped later.
+    """
+
+    def __init__(self, mode: str, command: list[str], env: dict[str, str], spares: int = 1):
+        self.mode, self.env, self.spares = mode, env, spares
+        self.command = [command[0], WATCHED_PROGRAMS[Path(command[0]).name], *command[1:]]
+        self._lock = threading.Lock()
+        self._current: Chain | None = None
+        self._ready: deque[Chain] = deque()
+        self._used: list[Chain] = []  # retired, input closed, exiting: reaped later, off the request's path
+        self._filler: threading.Thread | None = None
+        self._closed = False
+        self.retired = 0  # processes replaced because they reported a change of state
+
+    @property
+    def procs(self) -> list[subprocess.Popen[bytes]]:
+        with self._lock:
+            chains = ([self._current] if self._current is not None else []) + list(self._ready)
+            return [p for chain in chains for p in chain.procs]
+
+    def _new(self) -> Chain:
+        chain = Chain(self.mode, [self.command], self.env)
+        chain.start()
+        return chain
+
+    def _fill(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._closed or len(self._ready) >= self.spares:
+                        return
+                chain = self._new()
+                with self._lock:
+                    if self._closed:
+                        chain.kill()
+                        return
+                    self._ready.append(chain)
+        except XsearchError:
+            return  # the next request starts its process itself and reports the error
+        finally:
+            with self._lock:
+                self._filler = None
+
+    def _refill(self) -> None:
+        with self._lock:
+            if self._filler is not None or self._closed or len(self._ready) >= self.spares:
+                return
+            self._filler = threading.Thread(target=self._fill, name=f"apertium-{self.mode}-spare", daemon=True)
+            self._filler.start()
+
+    def _reap(self, force: bool = False) -> None:
+        keep = []
+        for chain in self._used:
+            if force or not chain.alive():
+                chain.kill()  # reaps (and kills one that has not exited yet)
+            else:
+                keep.append(chain)
+        self._used = keep
+        with self._lock:
+            dead = [c for c in self._ready if not c.alive()]
+            self._ready = deque(c for c in self._ready if c not in dead)
+        for chain in dead:  # a spare that died (killed from outside) is reaped and replaced
+            chain.kill()
+
+    def start(self) -> None:
+        with self._lock:
+            self._closed = False
+        self._refill()
+
+    def alive(self) -> bool:
+        return True  # a dead process is replaced at the next request
+
+    def _take(self) -> Chain:
+        with self._lock:
+            self._closed = False
+            if self._current is not None and self._current.alive():
+                return self._current
+            if self._current is not None:
+                self._current.kill()
+                self._current = None
+            while self._ready:
+                chain = self._ready.popleft()
+                if chain.alive():
+                    self._current = chain
+                    break
+                chain.kill()
+        if self._current is None:
+            self._current = self._new()
+        self._refill()
+        return self._current
+
+    def request(self, data: bytes, deadline: float) -> bytes:
+        self._reap()
+        chain = self._take()
+        before = chain.stderr_size()
+        try:
+            out = chain.request(data, deadline)
+        except BaseException:
+            chain.kill()
+            self._current = None
+            raise
+        if chain.stderr_size() != before:  # it reported a change of its state: not reused
+            chain.end_input()
+            self._used.append(chain)
+            self._current = None
+            self.retired += 1
+            self._refill()
+        return out
+
+    def stderr_tail(self) -> str:
+        return self._current.stderr_tail() if self._current is not None else ""
+
+    def _stop(self) -> list[Chain]:
+        with self._lock:
+            self._closed = True
+            filler = self._filler
+        if filler is not None:
+            filler.join(30)
+        with self._lock:
+            chains = ([self._current] if self._current is not None else []) + list(self._ready)
+            self._current, self._ready = None, deque()
+        return chains
+
+    def kill(self) -> None:
+        for chain in self._stop():
+            chain.kill()
+        self._reap(force=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        for chain in [*self._stop(), *self._used]:
+            chain.close(timeout)
+        self._used = []
+
+
+class ModePipe:
+    """One mode: its stage programs as persistent chains, the WATCHED_PROGRAMS among them as WatchedStages."""
+
+    def __init__(self, mode: str, commands: list[list[str]], env: dict[str, str]):
+        self.mode = mode
+        self.segments: list[Chain | WatchedStage] = []
+        run: list[list[str]] = []
+        for cmd in commands:
+            if Path(cmd[0]).name in WATCHED_PROGRAMS:
+                if run:
+                    self.segments.append(Chain(mode, run, env))
+                    run = []
+                self.segments.append(WatchedStage(mode, cmd, env))
+            else:
+                run.append(cmd)
+        if run:
+            self.segments.append(Chain(mode, run, env))
+
+    @property
+    def procs(self) -> list[subprocess.Popen[bytes]]:
+        """The long-lived processes, in pipeline order (a watched stage's spares included)."""
+        return [p for seg in self.segments for p in seg.procs]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def alive(self) -> bool:
+        return all(seg.alive() for seg in self.segments if isinstance(seg, Chain))
+
+    def start(self) -> None:
+        for seg in self.segments:
+            seg.start()
+
+    def request(self, data: bytes, deadline: float) -> bytes:
+        for seg in self.segments:
+            data = seg.request(data, deadline)
+        return data
+
+    def stderr_tail(self) -> str:
+        return " ".join(m for seg in self.segments if (m := seg.stderr_tail()))
+
+    def kill(self) -> None:
+        for seg in self.segments:
+            seg.kill()
+
+    def close(self, timeout: float = 5.0) -> None:
+        for seg in self.segments:
+            seg.close(timeout)
+
+
 class RoutePipeline:
     """The pipes of one route (e.g. fr-es then spa-eng), used by one request at a time (the pool sees to it)."""
 
@@ -308,13 +519,15 @@ class RoutePipeline:
 
     def run(self, text: str, timeout_s: float) -> str:
         """Plain text in, plain text out, as `apertium -u m1 | apertium -u m2 ...` would give it."""
-        deadline = time.monotonic() + timeout_s
         for attempt in (0, 1):
             fresh = False
             for pipe in self.pipes:
                 if not pipe.alive():
                     pipe.start()
                     fresh = True
+            # a pipeline that just started loads its dictionaries during its first request (~0.3 s, more on a
+            # busy machine): that load does not count against a short per-request timeout
+            deadline = time.monotonic() + timeout_s + (START_ALLOWANCE_S if fresh else 0.0)
             try:
                 out = text
                 for pipe in self.pipes:

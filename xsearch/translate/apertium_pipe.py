@@ -10,7 +10,9 @@ What was found by trying Debian's apertium 3.8.3: `apertium -z` does not flush, 
 programs honour `-z`. So the two format stages are done here in Python, rule for rule as Apertium's txt format
 (`txt-format.xml` through `deformat.xsl` / `reformat.xsl`) defines them; tests/test_translate.py checks them
 against the real programs. Everything else is Apertium's own programs, so a request gives exactly what the
-batch path (`ApertiumTranslator._pipeline`) gives for the same text.
+batch path (`ApertiumTranslator._pipeline`) gives for the same text. One program keeps state from one request to
+the next, apertium-tagger (see WATCHED_PROGRAMS): it runs with -d, and one that reports a change of its model is
+replaced by a spare started ahead of time, so every request is tagged as by a fresh process.
 
 Safety: one request at a time per pipeline (a small pool per route), a deadline on every request (a hung
 pipeline is killed, reaped and restarted, and the call raises XsearchError), a dead pipeline restarted and the
@@ -37,11 +39,11 @@ from pathlib import Path
 from ..errors import XsearchError
 
 # --- Apertium's txt format, in Python --------------------------------------------------------------------------
-# txt-format.xml (Apertium 3.8): escape chars []\/@<>^${}, space chars " \n\t\r~", one format rule (("\n\n")|("\r\n\r\n"))+ with
-# eos="yes", large blocks above 8192 characters. deformat.xsl turns that into a flex scanner: space chars collect
-# in a buffer; the next other character prints the buffer (".[]" first when an end of sentence was seen, then the
-# buffer as a superblank "[...]" unless it is one plain space or empty) and itself (escaped with "\" when it is an
-# escape char); at EOF the buffer is printed as if an end of sentence had been seen.
+# txt-format.xml (Apertium 3.8): escape chars []\/@<>^${}, space chars " \n\t\r~", one format rule
+# (("\n\n")|("\r\n\r\n"))+ with eos="yes", large blocks above 8192 characters. deformat.xsl turns that into a
+# flex scanner: space chars collect in a buffer; the next other character prints the buffer (".[]" first when an
+# end of sentence was seen, then the buffer as a superblank "[...]" unless it is one plain space or empty) and
+# itself (escaped with "\" when it is an escape char); at EOF the buffer is printed as after an end of sentence.
 _DES_TOKEN = re.compile(r"([ \t\r\n~]+)|([\]\[\\/@<>^${}])|([^\]\[\\/@<>^${} \t\r\n~]+)")
 _EOS = ("\n\n", "\r\n\r\n")
 LARGE_BLOCK = 8192  # destxt moves a longer blank into a temporary file ("[@/tmp/...]"); inline here, same output

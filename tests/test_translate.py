@@ -96,7 +96,7 @@ def test_apertium_fr_en_and_en_fr() -> None:
 def test_apertium_batch_aligns_with_one_by_one() -> None:
     """A batch gives each text what it gives alone, in any order: one pipeline per batch never shifts outputs."""
     # two pipeline runs, so the batch boundary is exercised too; the persistent path is off (tested below)
-    t = ApertiumTranslator(batch_size=7, persistent_max_texts=0)
+    t = ApertiumTranslator(batch_size=7, persistent_max_words=0)
     texts = TRICKY + ["Le modèle de langue est évalué sur un corpus.", "Nous proposons une méthode."]
     batched = t.translate(texts, "fr", "en")
     assert len(batched) == len(texts) and all(isinstance(x, str) for x in batched)
@@ -143,12 +143,23 @@ def test_txt_format_in_python_matches_apertium_destxt_and_retxt() -> None:
 @needs_apertium
 @pytest.mark.parametrize(("src", "tgt"), [("fr", "en"), ("en", "fr")])
 def test_persistent_equals_batch_on_varied_texts(src: str, tgt: str) -> None:
-    persistent, batch = ApertiumTranslator(), ApertiumTranslator(persistent_max_texts=0)
+    # above the default word threshold too (the ~3,600-word text), so every call here takes the persistent path
+    persistent, batch = ApertiumTranslator(persistent_max_words=10**6), ApertiumTranslator(persistent_max_words=0)
     expected = batch.translate(VARIED, src, tgt)
     assert len(expected) == len(VARIED) and all("\n" not in x for x in expected)
     assert persistent.translate(VARIED, src, tgt) == expected  # one request for the whole list
     assert [persistent.translate([x], src, tgt)[0] for x in VARIED] == expected  # one request per text
     assert persistent.translate([], src, tgt) == []
+
+
+def test_path_is_chosen_by_words_and_texts() -> None:
+    t = ApertiumTranslator.__new__(ApertiumTranslator)
+    t.batch_size, t.persistent_max_words = 1000, 2000
+    assert t._small(["un deux trois"]) and t._small(["mot"] * 1000) and t._small(["a b"] * 1000)
+    assert not t._small([]) and not t._small([""] * 1001) and not t._small(["mot " * 2001])
+    assert not t._small(["a b c d"] * 501)  # 2,004 words
+    t.persistent_max_words = 0
+    assert not t._small(["un"])
 
 
 def _pipelines(t: ApertiumTranslator, route: list[str]) -> list:
@@ -160,7 +171,7 @@ def test_earlier_requests_do_not_change_a_translation() -> None:
     """apertium-tagger changes its own model after some words ("call center" -> es "Centro", an ambiguity class
     its es-fr model lacks); a tagger that did so is replaced, so the next request is tagged as in a fresh run."""
     later = "dimensions : lexical disambiguisation quantifiers"
-    alone = ApertiumTranslator(persistent_max_texts=0).translate([later], "en", "fr")
+    alone = ApertiumTranslator(persistent_max_words=0).translate([later], "en", "fr")
     t = ApertiumTranslator(pool_size=1)
     t.translate(["call center"], "en", "fr")
     assert t.translate([later], "en", "fr") == alone  # "lexique" here when the tagger was reused
@@ -202,7 +213,7 @@ def test_concurrent_calls_from_8_threads_stay_aligned() -> None:
     words = ["chat", "chien", "modèle", "corpus", "analyse", "traduction", "phrase", "langue"]
     jobs = [[f"Le {w} numéro {i} et la {words[(i + j) % 8]}." for j in range(1 + i % 3)] for i, w in
             enumerate(words * 5)]
-    expected = ApertiumTranslator(persistent_max_texts=0).translate([x for job in jobs for x in job], "fr", "en")
+    expected = ApertiumTranslator(persistent_max_words=0).translate([x for job in jobs for x in job], "fr", "en")
     t = ApertiumTranslator(pool_size=2)
     with ThreadPoolExecutor(8) as ex:
         got = list(ex.map(lambda job: t.translate(job, "fr", "en"), jobs))
@@ -299,7 +310,7 @@ def test_10000_queries_persistent_equals_batch() -> None:
     before it in its run.
     """
     queries = taln_phrases(10_000)
-    batch, persistent = ApertiumTranslator(persistent_max_texts=0), ApertiumTranslator()
+    batch, persistent = ApertiumTranslator(persistent_max_words=0), ApertiumTranslator()
     for lang, tgt in (("fr", "en"), ("en", "fr")):
         texts = [q for q, lg in queries if lg == lang]
         route = persistent.route(lang, tgt)

@@ -6,7 +6,7 @@ Many texts go through ONE process pipeline per batch, each text on its own line 
 output is realigned by that layout, and a batch whose layout does not come back intact is bisected, so that a
 misalignment can never shift translations onto the wrong text.
 
-Small batches (query translation: up to `persistent_max_texts` texts) go instead to long-lived pipelines shared by
+Small calls (query translation: up to `persistent_max_words` words) go instead to long-lived pipelines shared by
 the process (apertium_pipe.py): the same layout, the same realignment, the same output, without starting ~25
 processes per call.
 """
@@ -33,8 +33,10 @@ _MODE = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")  # plain pairs only: no "eco-
 # Everything Apertium or str.split("\n") could treat as a line break, plus NUL, becomes a space.
 _TAG = re.compile(r" ?<[a-z][a-z0-9_]*>")
 _BREAKS = re.compile(r"[\r\n\v\f\x00\x1c\x1d\x1e\x85\u2028\u2029]")
-# Calls with at most this many texts use the persistent pipelines; see docs/performance.md for the measurement.
-PERSISTENT_MAX_TEXTS = 64
+# Calls of at most this many words (and batch_size texts) use the persistent pipelines. Measured (docs/performance.md):
+# a call's fixed cost on the batch path is ~0.2-0.6 s, ~2,000 words of pipeline time; above that the two paths
+# translate at the same words/s, and the batch path's own processes leave the shared pipelines to the queries.
+PERSISTENT_MAX_WORDS = 2000
 
 
 def _iso1(code: str) -> str:
@@ -65,27 +67,28 @@ def find_route(modes: Sequence[str], src: str, tgt: str) -> list[str] | None:
 class ApertiumTranslator:
     """Translator over the `apertium` command.
 
-    A call with up to `persistent_max_texts` texts goes to a persistent pipeline of its route (a pool of
-    `pool_size` per route, shared by every translator of the process; `pipe_timeout_s` per request); a bigger one
-    runs fresh `apertium` processes, `batch_size` texts per run (~0.25 s start-up each), so that a long
-    translation never holds up the queries. `persistent_max_texts=0` turns the persistent path off.
+    A call of up to `persistent_max_words` words (and `batch_size` texts) goes to a persistent pipeline of its
+    route (a pool of `pool_size` per route, shared by every translator of the process; `pipe_timeout_s` per
+    request), as one request, so it gets what one batch run gives; a bigger one runs fresh `apertium` processes,
+    `batch_size` texts per run (~0.25 s start-up each), and never holds up the queries.
+    `persistent_max_words=0` turns the persistent path off.
     """
 
     name = "apertium"
 
     def __init__(self, binary: str = "apertium", batch_size: int = 1000, timeout_s: float = 3600.0, *,
-                 persistent_max_texts: int = PERSISTENT_MAX_TEXTS, pipe_timeout_s: float = 60.0,
+                 persistent_max_words: int = PERSISTENT_MAX_WORDS, pipe_timeout_s: float = 60.0,
                  pool_size: int = 2):
         path = shutil.which(binary)
         if path is None:
             raise MissingBackendError(f"the Apertium program '{binary}' is not on PATH; on Debian/Ubuntu: {APT_HINT}")
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        if persistent_max_texts < 0 or pool_size < 1 or pipe_timeout_s <= 0:
-            raise InputError(f"need persistent_max_texts >= 0, pool_size >= 1, pipe_timeout_s > 0; got "
-                             f"{persistent_max_texts}, {pool_size}, {pipe_timeout_s}")
+        if persistent_max_words < 0 or pool_size < 1 or pipe_timeout_s <= 0:
+            raise InputError(f"need persistent_max_words >= 0, pool_size >= 1, pipe_timeout_s > 0; got "
+                             f"{persistent_max_words}, {pool_size}, {pipe_timeout_s}")
         self.binary, self.batch_size, self.timeout_s = path, batch_size, timeout_s
-        self.persistent_max_texts, self.pipe_timeout_s, self.pool_size = persistent_max_texts, pipe_timeout_s, pool_size
+        self.persistent_max_words, self.pipe_timeout_s, self.pool_size = persistent_max_words, pipe_timeout_s, pool_size
         self._routes_used: set[tuple[str, ...]] = set()
         self._env = {**os.environ, "LC_ALL": "C.UTF-8"}  # lttoolbox needs a UTF-8 locale for non-ASCII text
         out = subprocess.run([path, "-l"], check=False, capture_output=True, text=True, env=self._env, timeout=60)
@@ -114,7 +117,7 @@ class ApertiumTranslator:
             return list(texts)
         route = self.route(src, tgt)
         lines = [_BREAKS.sub(" ", t) for t in texts]
-        if 0 < len(lines) <= self.persistent_max_texts:
+        if self._small(lines):
             return self._aligned(lines, route, self._persistent)
         out: list[str] = []
         for i in range(0, len(lines), self.batch_size):
@@ -136,6 +139,16 @@ class ApertiumTranslator:
             return [_strip_leaked_tags(" ".join(g.strip() for g in got if g.strip()), lines[0])]
         mid = len(lines) // 2  # a line was merged or split: bisect so the damage stays inside one text
         return self._aligned(lines[:mid], route, run) + self._aligned(lines[mid:], route, run)
+
+    def _small(self, lines: list[str]) -> bool:
+        if not lines or len(lines) > self.batch_size or self.persistent_max_words == 0:
+            return False
+        words = 0
+        for line in lines:
+            words += len(line.split())
+            if words > self.persistent_max_words:
+                return False
+        return True
 
     def _pool(self, route: list[str]) -> apertium_pipe.PipelinePool:
         self._routes_used.add(tuple(route))

@@ -33,10 +33,11 @@ _MODE = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")  # plain pairs only: no "eco-
 # Everything Apertium or str.split("\n") could treat as a line break, plus NUL, becomes a space.
 _TAG = re.compile(r" ?<[a-z][a-z0-9_]*>")
 _BREAKS = re.compile(r"[\r\n\v\f\x00\x1c\x1d\x1e\x85\u2028\u2029]")
-# Calls of at most this many words (and batch_size texts) use the persistent pipelines. Measured (docs/performance.md):
-# a call's fixed cost on the batch path is ~0.2-0.6 s, ~2,000 words of pipeline time; above that the two paths
-# translate at the same words/s, and the batch path's own processes leave the shared pipelines to the queries.
-PERSISTENT_MAX_WORDS = 2000
+# Calls of at most this many words (and batch_size texts) use the persistent pipelines. Measured (docs/performance.md,
+# TALN sentences fr->en, 2 busy cores): the persistent path took 13 ms for 21 words (batch path 542 ms), 1.0 s for
+# 2,182 (1.7 s), and the same 3.1 s for 9,547; above ~10,000 words the batch path is as fast, and its own processes
+# leave the shared pipelines to the queries. Half the crossover: no call is much slower than on the other path.
+PERSISTENT_MAX_WORDS = 5000
 
 
 def _iso1(code: str) -> str:

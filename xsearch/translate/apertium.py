@@ -132,7 +132,8 @@ class ApertiumTranslator:
             return []
         run = run or self._pipeline
         # A blank line after each text is a paragraph break: the tagger and the capitalisation of the next
-        # text then start afresh, so a text translates the same in any batch as alone.
+        # text then start afresh, so a text mostly translates the same in any batch as alone (exceptions, from
+        # Apertium's transfer and tagger state and from texts ending in an abbreviation: docs/performance.md s. 6).
         got = run("".join(line + "\n\n" for line in lines), route).split("\n")
         if len(got) == 2 * len(lines) + 1 and not any(got[1::2]):
             return [_strip_leaked_tags(out, text) for out, text in zip(got[0::2], lines)]
@@ -161,9 +162,9 @@ class ApertiumTranslator:
 
     def close(self) -> None:
         """Close the persistent pipelines of the routes this translator used (shared ones restart on demand)."""
-        for route in self._routes_used:
+        for route in list(self._routes_used):
+            self._routes_used.discard(route)
             apertium_pipe.get_pool(self.binary, list(route), self._env, self.pool_size).close()
-        self._routes_used.clear()
 
     def __enter__(self) -> ApertiumTranslator:
         return self

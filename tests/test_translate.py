@@ -241,6 +241,22 @@ def test_failing_mode_in_persistent_path_raises_with_its_name() -> None:
         t._persistent("Bonjour\n\n", ["fr-es", "xx-yy"])
 
 
+@needs_apertium
+def test_a_mode_that_cannot_run_persistently_takes_the_batch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xsearch.translate import apertium_pipe
+
+    def unsupported(binary: str, mode: str, env: dict[str, str]) -> list[list[str]]:
+        raise apertium_pipe.Unsupported(f"mode {mode}: cannot run it without a shell")
+
+    expected = ApertiumTranslator(persistent_max_words=0).translate(["Le chat noir."], "fr", "en")
+    monkeypatch.setattr(apertium_pipe, "mode_commands", unsupported)
+    monkeypatch.setattr(apertium_pipe, "_POOLS", {})
+    t = ApertiumTranslator()
+    with pytest.warns(RuntimeWarning, match="no persistent pipeline"):
+        assert t.translate(["Le chat noir."], "fr", "en") == expected
+    assert t.translate(["Le chat noir."], "fr", "en") == expected  # warned once, then the batch path directly
+
+
 _EXIT_WITHOUT_CLOSE = """
 from xsearch.translate.apertium import ApertiumTranslator
 t = ApertiumTranslator()

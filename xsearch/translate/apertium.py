@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -91,6 +92,7 @@ class ApertiumTranslator:
         self.binary, self.batch_size, self.timeout_s = path, batch_size, timeout_s
         self.persistent_max_words, self.pipe_timeout_s, self.pool_size = persistent_max_words, pipe_timeout_s, pool_size
         self._routes_used: set[tuple[str, ...]] = set()
+        self._unsupported: set[tuple[str, ...]] = set()
         self._env = {**os.environ, "LC_ALL": "C.UTF-8"}  # lttoolbox needs a UTF-8 locale for non-ASCII text
         out = subprocess.run([path, "-l"], check=False, capture_output=True, text=True, env=self._env, timeout=60)
         self.modes = [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -157,8 +159,18 @@ class ApertiumTranslator:
         return apertium_pipe.get_pool(self.binary, route, self._env, self.pool_size)
 
     def _persistent(self, data: str, route: list[str]) -> str:
-        """What `_pipeline(data, route)` returns, from the route's long-lived pipeline (one request)."""
-        return self._pool(route).run(data, self.pipe_timeout_s)
+        """What `_pipeline(data, route)` returns, from the route's long-lived pipeline (one request).
+
+        A route whose modes cannot run that way here (apertium_pipe.Unsupported: no apertium-wblank-mode, a mode
+        file with shell constructs) takes the batch path, with a warning once."""
+        if tuple(route) not in self._unsupported:
+            try:
+                return self._pool(route).run(data, self.pipe_timeout_s)
+            except apertium_pipe.Unsupported as exc:
+                self._unsupported.add(tuple(route))
+                warnings.warn(f"Apertium {' | '.join(route)}: no persistent pipeline ({exc}); "
+                              "every call starts new processes", RuntimeWarning, stacklevel=2)
+        return self._pipeline(data, route)
 
     def close(self) -> None:
         """Close the persistent pipelines of the routes this translator used (shared ones restart on demand)."""

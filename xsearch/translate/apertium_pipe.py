@@ -117,11 +117,15 @@ def apertium_dirs(binary: str) -> tuple[Path, Path]:
     return Path(os.environ.get("APERTIUM_PATH", path)), Path(os.environ.get("APERTIUM_DATADIR", datadir))
 
 
+class Unsupported(XsearchError):
+    """This installation's mode cannot run as a persistent pipeline (the batch path still can)."""
+
+
 def mode_commands(binary: str, mode: str, env: dict[str, str]) -> list[list[str]]:
     """The stage programs of `mode` with their null-flush flags, as argument lists.
 
     `apertium -u` runs the mode file (through `apertium-wblank-mode`) with $1 = "-n" (no unknown-word marks)
-    and $2 = "" (no tagger option); a mode file with any other shell construct is refused (XsearchError).
+    and $2 = "" (no tagger option); a mode file with any other shell construct is refused (Unsupported).
     """
     bindir, datadir = apertium_dirs(binary)
     mode_file = datadir / "modes" / f"{mode}.mode"
@@ -129,7 +133,7 @@ def mode_commands(binary: str, mode: str, env: dict[str, str]) -> list[list[str]
         raise XsearchError(f"apertium -u {mode} failed: no mode file {mode_file}")
     wblank = shutil.which("apertium-wblank-mode", path=f"{bindir}{os.pathsep}{env.get('PATH', '')}")
     if wblank is None:
-        raise XsearchError(f"apertium-wblank-mode not found beside {binary}: cannot run {mode} persistently")
+        raise Unsupported(f"apertium-wblank-mode not found beside {binary}: cannot run {mode} persistently")
     script = subprocess.run([wblank, "-z", str(mode_file)], check=False, capture_output=True, text=True, env=env,
                             timeout=30).stdout.strip()
     lexer = shlex.shlex(script, posix=True, punctuation_chars="|&;<>()")
@@ -143,15 +147,15 @@ def mode_commands(binary: str, mode: str, env: dict[str, str]) -> list[list[str]
         elif tok == "$2":
             continue  # unquoted and empty in `apertium -u`: no argument at all
         elif any(c in tok for c in "|&;<>()$`") or not tok:
-            raise XsearchError(f"mode {mode}: cannot run {tok!r} without a shell: {script[:200]}")
+            raise Unsupported(f"mode {mode}: cannot run {tok!r} without a shell: {script[:200]}")
         else:
             commands[-1].append(tok)
     if not all(commands):
-        raise XsearchError(f"mode {mode}: empty pipeline stage in {script[:200]!r}")
+        raise Unsupported(f"mode {mode}: empty pipeline stage in {script[:200]!r}")
     for cmd in commands:
         found = shutil.which(cmd[0], path=f"{bindir}{os.pathsep}{env.get('PATH', '')}")
         if found is None:
-            raise XsearchError(f"mode {mode}: program {cmd[0]!r} not found")
+            raise Unsupported(f"mode {mode}: program {cmd[0]!r} not found")
         cmd[0] = found
     return commands
 

@@ -95,7 +95,8 @@ def test_apertium_fr_en_and_en_fr() -> None:
 @needs_apertium
 def test_apertium_batch_aligns_with_one_by_one() -> None:
     """A batch gives each text what it gives alone, in any order: one pipeline per batch never shifts outputs."""
-    t = ApertiumTranslator(batch_size=7)  # two pipeline runs, so the batch boundary is exercised too
+    # two pipeline runs, so the batch boundary is exercised too; the persistent path is off (tested below)
+    t = ApertiumTranslator(batch_size=7, persistent_max_words=0)
     texts = TRICKY + ["Le modèle de langue est évalué sur un corpus.", "Nous proposons une méthode."]
     batched = t.translate(texts, "fr", "en")
     assert len(batched) == len(texts) and all(isinstance(x, str) for x in batched)
@@ -103,6 +104,251 @@ def test_apertium_batch_aligns_with_one_by_one() -> None:
     assert all("\n" not in x for x in batched)
     assert t.translate(texts[::-1], "fr", "en")[::-1] == batched  # position-independent, so aligned
     assert [t.translate([texts[i]], "fr", "en")[0] for i in (1, 2, 11)] == [batched[i] for i in (1, 2, 11)]
+
+
+# --- Apertium: persistent pipelines ---------------------------------------------------------------------------
+
+VARIED = TRICKY + [
+    "L'étude mesure l'effet du changement climatique sur les rendements agricoles en Afrique de l'Ouest.",
+    "Où ça ? Là-bas, près de l'hôpital ; ÉTÉ, NOËL, œuvre, garçon, naïf, façade.", "traduction automatique",
+    "~ tilde ~~ ", "(parenthèses) [crochets] {accolades} $dollar$ ^chapeau^ \\ /barre/ @arobase",
+    "a" + " " * 9000 + "b",  # a blank longer than apertium-destxt's 8,192-character block
+    "Le modèle de langue est évalué sur un corpus annoté. " * 400,  # ~3,600 words in one text
+    "Première ligne\n\nDeuxième paragraphe\x00avec NUL\u2028et séparateur", "\n\n\n", "\x00"]
+
+
+@needs_apertium
+def test_txt_format_in_python_matches_apertium_destxt_and_retxt() -> None:
+    """The persistent path deformats and reformats in Python: it must do what apertium-destxt/-retxt do."""
+    import random
+
+    from xsearch.translate.apertium import _BREAKS
+    from xsearch.translate.apertium_pipe import destxt, retxt
+
+    rng = random.Random(15)
+    alphabet = list("ab é.,;:!?'\"-\t\r\n[]\\/@<>^${}*#&~|()") + ["\n\n", "  ", "«", "…", "\u2028", "\x0b"]
+    cases = [_BREAKS.sub(" ", t) + "\n\n" for t in VARIED]  # what the translator sends (no NUL: normalised)
+    cases += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(200)]
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    for text in cases:
+        if " " * 8000 in text:
+            continue  # destxt writes long blanks to a temporary file; the end-to-end tests cover that case
+        des = subprocess.run(["apertium-destxt"], input=text.encode(), capture_output=True, env=env).stdout.decode()
+        assert destxt(text) == des, text
+        for stream in (des, text):
+            re_ = subprocess.run(["apertium-retxt"], input=stream.encode(), capture_output=True, env=env).stdout
+            assert retxt(stream) == re_.decode(), stream
+
+
+@needs_apertium
+@pytest.mark.parametrize(("src", "tgt"), [("fr", "en"), ("en", "fr")])
+def test_persistent_equals_batch_on_varied_texts(src: str, tgt: str) -> None:
+    # above the default word threshold too (the ~3,600-word text), so every call here takes the persistent path
+    persistent, batch = ApertiumTranslator(persistent_max_words=10**6), ApertiumTranslator(persistent_max_words=0)
+    expected = batch.translate(VARIED, src, tgt)
+    assert len(expected) == len(VARIED) and all("\n" not in x for x in expected)
+    assert persistent.translate(VARIED, src, tgt) == expected  # one request for the whole list
+    assert [persistent.translate([x], src, tgt)[0] for x in VARIED] == expected  # one request per text
+    assert persistent.translate([], src, tgt) == []
+
+
+def test_path_is_chosen_by_words_and_texts() -> None:
+    t = ApertiumTranslator.__new__(ApertiumTranslator)
+    t.batch_size, t.persistent_max_words = 1000, 2000
+    assert t._small(["un deux trois"]) and t._small(["mot"] * 1000) and t._small(["a b"] * 1000)
+    assert not t._small([]) and not t._small([""] * 1001) and not t._small(["mot " * 2001])
+    assert not t._small(["a b c d"] * 501)  # 2,004 words
+    t.persistent_max_words = 0
+    assert not t._small(["un"])
+
+
+def _pipelines(t: ApertiumTranslator, route: list[str]) -> list:
+    return t._pool(route).pipelines()
+
+
+@needs_apertium
+def test_earlier_requests_do_not_change_a_translation() -> None:
+    """apertium-tagger changes its own model after some words ("call center" -> es "Centro", an ambiguity class
+    its es-fr model lacks); a tagger that did so is replaced, so the next request is tagged as in a fresh run."""
+    later = "dimensions : lexical disambiguisation quantifiers"
+    alone = ApertiumTranslator(persistent_max_words=0).translate([later], "en", "fr")
+    t = ApertiumTranslator(pool_size=1)
+    t.translate(["call center"], "en", "fr")
+    assert t.translate([later], "en", "fr") == alone  # "lexique" here when the tagger was reused
+    (pipeline,) = _pipelines(t, ["eng-spa", "es-fr"])
+    assert sum(seg.retired for seg in pipeline.pipes[1].segments if hasattr(seg, "retired")) >= 1
+
+
+@needs_apertium
+def test_killed_pipeline_is_restarted_transparently() -> None:
+    t = ApertiumTranslator(pool_size=1)
+    texts = ["Le chat noir dort.", "Nous proposons une méthode d'analyse syntaxique."]
+    first = t.translate(texts, "fr", "en")
+    (pipeline,) = _pipelines(t, ["fr-es", "spa-eng"])
+    # first, middle and last stages, the tagger in use and its spare
+    for mode, stage in ((0, 0), (0, 5), (1, -1), (1, 2), (0, 3)):
+        pipe = pipeline.pipes[mode]
+        victim = pipe.procs[stage].pid
+        os.kill(victim, 9)
+        _wait_dead(victim)
+        assert t.translate(texts, "fr", "en") == first
+        assert victim not in pipe.pids and not Path(f"/proc/{victim}").exists()  # replaced and reaped
+
+
+def _wait_dead(pid: int) -> None:
+    """Until the kernel has made `pid` a zombie (or it is gone): SIGKILL is asynchronous."""
+    for _ in range(500):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX":
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.01)
+
+
+@needs_apertium
+def test_concurrent_calls_from_8_threads_stay_aligned() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = ["chat", "chien", "modèle", "corpus", "analyse", "traduction", "phrase", "langue"]
+    jobs = [[f"Le {w} numéro {i} et la {words[(i + j) % 8]}." for j in range(1 + i % 3)] for i, w in
+            enumerate(words * 5)]
+    expected = ApertiumTranslator(persistent_max_words=0).translate([x for job in jobs for x in job], "fr", "en")
+    t = ApertiumTranslator(pool_size=2)
+    with ThreadPoolExecutor(8) as ex:
+        got = list(ex.map(lambda job: t.translate(job, "fr", "en"), jobs))
+    assert [x for out in got for x in out] == expected
+    assert len(_pipelines(t, ["fr-es", "spa-eng"])) <= 2
+
+
+@needs_apertium
+def test_hung_pipeline_times_out_then_recovers() -> None:
+    t = ApertiumTranslator(pool_size=1, pipe_timeout_s=1.0)
+    ok = t.translate(["Bonjour"], "fr", "en")
+    (pipeline,) = _pipelines(t, ["fr-es", "spa-eng"])
+    stopped = pipeline.pipes[0].procs[2].pid
+    os.kill(stopped, 19)  # SIGSTOP: the stage hangs without dying
+    with pytest.raises(XsearchError, match="timed out"):
+        t.translate(["Le chat"], "fr", "en")
+    assert pipeline.pids == [] and not Path(f"/proc/{stopped}").exists()  # killed and reaped
+    assert t.translate(["Bonjour"], "fr", "en") == ok
+
+
+@needs_apertium
+def test_failing_mode_in_persistent_path_raises_with_its_name() -> None:
+    t = ApertiumTranslator()
+    with pytest.raises(XsearchError, match="xx-yy"):
+        t._persistent("Bonjour\n\n", ["fr-es", "xx-yy"])
+
+
+@needs_apertium
+def test_a_mode_that_cannot_run_persistently_takes_the_batch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xsearch.translate import apertium_pipe
+
+    def unsupported(binary: str, mode: str, env: dict[str, str]) -> list[list[str]]:
+        raise apertium_pipe.Unsupported(f"mode {mode}: cannot run it without a shell")
+
+    expected = ApertiumTranslator(persistent_max_words=0).translate(["Le chat noir."], "fr", "en")
+    monkeypatch.setattr(apertium_pipe, "mode_commands", unsupported)
+    monkeypatch.setattr(apertium_pipe, "_POOLS", {})
+    t = ApertiumTranslator()
+    with pytest.warns(RuntimeWarning, match="no persistent pipeline"):
+        assert t.translate(["Le chat noir."], "fr", "en") == expected
+    assert t.translate(["Le chat noir."], "fr", "en") == expected  # warned once, then the batch path directly
+
+
+_EXIT_WITHOUT_CLOSE = """
+from xsearch.translate.apertium import ApertiumTranslator
+t = ApertiumTranslator()
+t.translate(["Bonjour"], "fr", "en")
+print(" ".join(str(pid) for p in t._pool(["fr-es", "spa-eng"]).pipelines() for pid in p.pids))
+"""
+
+
+@needs_apertium
+def test_close_and_exit_leave_no_process() -> None:
+    t = ApertiumTranslator()
+    t.translate(["Bonjour"], "fr", "en")
+    pids = [pid for p in _pipelines(t, ["fr-es", "spa-eng"]) for pid in p.pids]
+    assert len(pids) > 10
+    t.close()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # neither running nor zombie
+    assert t.translate(["Bonjour"], "fr", "en")  # a closed translator starts new pipelines on demand
+    t.close()
+    out = subprocess.run([sys.executable, "-c", _EXIT_WITHOUT_CLOSE], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    pids = [int(x) for x in out.stdout.split()]
+    assert len(pids) > 10 and not any(Path(f"/proc/{pid}").exists() for pid in pids)  # closed at exit
+
+
+def taln_phrases(n: int) -> list[tuple[str, str]]:
+    """n short (2-6 word) (text, language) phrases from the TALN keywords and titles, French and English."""
+    import random
+
+    from xsearch.corpus.taln import read_taln
+    from xsearch.paths import default_data_dir
+
+    folder = default_data_dir() / "taln-archives" / "xml"
+    if not folder.is_dir():
+        pytest.skip(f"TALN data not found at {folder}")
+    rng = random.Random(10_000)
+    pools: dict[str, list[str]] = {"fr": [], "en": []}
+    for d in read_taln(folder):
+        for lang, kws, title in (("fr", d.fields["keywords_fr"], d.title), ("en", d.fields["keywords_en"],
+                                                                             d.fields["title_en"])):
+            pools[lang].extend(kws)
+            words = title.split()
+            for i in range(0, max(0, len(words) - 1), 3):
+                pools[lang].append(" ".join(words[i:i + rng.randint(2, 6)]))
+    out: list[tuple[str, str]] = []
+    while len(out) < n:
+        lang = "fr" if len(out) % 2 == 0 else "en"
+        words: list[str] = []
+        target = rng.randint(2, 6)
+        while len(words) < target:
+            words += rng.choice(pools[lang]).split()
+        out.append((" ".join(words[:target]), lang))
+    return out
+
+
+@needs_apertium
+@pytest.mark.slow
+def test_10000_queries_persistent_equals_batch() -> None:
+    """10,000 TALN phrases (5,000 fr->en, 5,000 en->fr) through both paths.
+
+    The same input gives the same output: each 1,000-text run of the batch path equals one persistent request.
+    One query per call (what QT sends) equals the query translated alone; where that differs from the query's
+    translation inside the batch run, its neighbours there are the cause (a text ending in an abbreviation, e.g.
+    "... vs", gets a "." that does not end the sentence, so the next text is its context; Apertium's transfer keeps
+    variables across paragraph breaks, e.g. "sens d'usage" -> "Senses of use" after a plural noun; a NUL flush
+    resets them, so each persistent request stands alone; apertium-tagger changes its model after some words, and
+    a tagger that did is replaced): checked by rerunning the batch path on the text alone, and with the texts
+    before it in its run.
+    """
+    queries = taln_phrases(10_000)
+    batch, persistent = ApertiumTranslator(persistent_max_words=0), ApertiumTranslator()
+    for lang, tgt in (("fr", "en"), ("en", "fr")):
+        texts = [q for q, lg in queries if lg == lang]
+        route = persistent.route(lang, tgt)
+        expected = batch.translate(texts, lang, tgt)
+        n = batch.batch_size  # the batch path runs 1,000 texts per pipeline: the same requests here
+        assert [x for i in range(0, len(texts), n)
+                for x in persistent._aligned(texts[i:i + n], route, persistent._persistent)] == expected
+        got = [persistent.translate([q], lang, tgt)[0] for q in texts]  # one query per call, as QT sends them
+        diff = [i for i, (a, b) in enumerate(zip(got, expected)) if a != b]
+        print(f"{lang}->{tgt}: {len(texts)} queries, 1,000-text runs equal; one per call: {len(diff)} differ "
+              "from their translation inside a batch run")
+        assert len(diff) < len(texts) // 100, f"{len(diff)} of {len(texts)} differ"
+        for i in diff:
+            assert batch.translate([texts[i]], lang, tgt) == [got[i]]  # alone, the batch path agrees
+            run_start, k = i - i % n, 1  # the cause is a neighbour in the same batch run
+            while True:
+                lo, hi = max(run_start, i - k), min(len(texts), i + 2)
+                if batch.translate(texts[lo:hi], lang, tgt)[i - lo] == expected[i]:
+                    break
+                assert lo > run_start, f"{texts[i]!r}: {expected[i]!r} in the batch, {got[i]!r} alone"
+                k *= 8
+    persistent.close()
 
 
 @needs_apertium

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             or not 1 <= args.rounds <= 10):
         p.error("bounds: 1 <= clients <= 256, 1 <= requests <= 20000, 0 < seconds <= 600, 1 <= rounds <= 10")
     index = Path(args.index).resolve()
-    if not (index / "manifest.json").exists():
+    if not list(index.glob("manifest-*.json")):
         p.error(f"{index} is not an index folder (build one: xsearch index indexes/taln.yaml)")
 
     port = free_port()

@@ -102,7 +102,7 @@ class IndexInfo(BaseModel):
     max_k: int
     default_k: int
     max_query_chars: int
-    manifest: dict[str, Any] = Field(description="the index's manifest.json (corpus path reduced to its name)")
+    manifest: dict[str, Any] = Field(description="the manifest of the index's current generation (corpus path reduced to its name)")
 
 
 class IndexList(BaseModel):

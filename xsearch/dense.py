@@ -172,7 +172,7 @@ class DenseIndex:
     def _cpu_parts(self) -> tuple[object, np.ndarray]:
         """(the index FAISS searches, position -> doc id): the sub-index of the IndexIDMap2 and an object array that
         folds its id map into the doc ids, rebuilt when the index, its size or the doc id list changes (O(n) once).
-        Nothing changes a loaded DenseIndex in place (xsearch.update rewrites the folder, which is then reopened)."""
+        Nothing changes a loaded DenseIndex in place."""
         faiss = require("faiss")
         index, ntotal, doc_ids = self.index, self.index.ntotal, self.doc_ids
         cache = self._cpu_cache

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..storage.files import fsync_dir, fsync_tree, link_tree, remove
+from ..storage.files import fsync_dir, link_tree, remove
 
 
 def snapshot_name(generation: int) -> str:
@@ -51,7 +51,7 @@ class LuceneSnapshotWriter:
                 live = self._create(work)
             else:
                 live = self._append(work)
-            fsync_tree(work)
+            fsync_dir(work)   # Lucene's commit fsyncs the files it wrote; the links need their folder durable
             target = self.folder / snapshot_name(self.generation)
             remove(target)  # left by a commit of this generation that crashed before its manifest
             os.rename(work, target)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -98,10 +100,37 @@ def latest_generation(folder: str | Path) -> int:
     raise IndexFormatError(f"{folder} is not an xsearch index (no manifest-*.json); build one with 'xsearch index'")
 
 
+_CACHE: "OrderedDict[tuple[str, int], tuple[tuple[int, int, int], Manifest]]" = OrderedDict()
+_CACHE_MAX = 256
+_cache_lock = threading.Lock()
+
+
 def read_manifest(folder: str | Path, generation: int | None = None) -> Manifest:
+    """The manifest of a generation (default: the newest). Manifests are written once, so parsed ones are kept
+    (a writer's garbage collection reads every kept generation at each commit)."""
     folder = Path(folder)
     gen = latest_generation(folder) if generation is None else generation
     path = folder / manifest_name(gen)
+    key = (str(folder.resolve()), gen)
+    try:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)   # a folder removed and built again reuses numbers
+    except FileNotFoundError:
+        stamp = (0, 0, 0)
+    with _cache_lock:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == stamp:
+            _CACHE.move_to_end(key)
+            return hit[1].model_copy(deep=True)
+    manifest = _read(path, gen)
+    with _cache_lock:
+        _CACHE[key] = (stamp, manifest)
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.popitem(last=False)
+    return manifest.model_copy(deep=True)
+
+
+def _read(path: Path, gen: int) -> Manifest:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

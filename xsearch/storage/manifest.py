@@ -107,7 +107,7 @@ _cache_lock = threading.Lock()
 
 def read_manifest(folder: str | Path, generation: int | None = None) -> Manifest:
     """The manifest of a generation (default: the newest). Manifests are written once, so parsed ones are kept
-    (a writer's garbage collection reads every kept generation at each commit)."""
+    (a writer's garbage collection reads every kept generation at each commit) and shared: treat as read-only."""
     folder = Path(folder)
     gen = latest_generation(folder) if generation is None else generation
     path = folder / manifest_name(gen)
@@ -121,13 +121,13 @@ def read_manifest(folder: str | Path, generation: int | None = None) -> Manifest
         hit = _CACHE.get(key)
         if hit is not None and hit[0] == stamp:
             _CACHE.move_to_end(key)
-            return hit[1].model_copy(deep=True)
+            return hit[1]
     manifest = _read(path, gen)
     with _cache_lock:
         _CACHE[key] = (stamp, manifest)
         while len(_CACHE) > _CACHE_MAX:
             _CACHE.popitem(last=False)
-    return manifest.model_copy(deep=True)
+    return manifest
 
 
 def _read(path: Path, gen: int) -> Manifest:

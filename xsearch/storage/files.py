@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def fsync_file(path: str | Path) -> None:
+    """fsync a file, or a folder (its entries: a rename or a new file is durable once its folder is synced)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -14,12 +15,7 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
-def fsync_dir(folder: str | Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_file
 
 
 def fsync_tree(folder: str | Path) -> None:

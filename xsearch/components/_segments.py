@@ -215,6 +215,7 @@ class SegmentedSearcher:
 
     def __init__(self, segments: Sequence[LoadedSegment], tomb: dict[str, int]):
         self.segments = list(segments)
+        self.tomb = tomb
         self._filters: list[Any] = []
         self.live = 0
         for seg in self.segments:

@@ -148,7 +148,15 @@ def load_searcher(ctx: OpenContext, name: str, entry: ComponentEntry) -> Segment
         if key not in ctx.cache:
             ctx.cache[key] = LoadedSegment(folder, seg, use_gpu)
         segments.append(ctx.cache[key])
-    return SegmentedSearcher(segments, read_tombstones(folder, entry.state.get("tombstones", [])))
+    tomb: dict[str, int] = {}
+    for name_ in entry.state.get("tombstones", []):   # write-once files: each read once per process
+        key = ("tombstones", str(folder), name_)
+        if key not in ctx.cache:
+            ctx.cache[key] = read_tombstones(folder, [name_])
+        for doc_id, gen in ctx.cache[key].items():
+            if gen > tomb.get(doc_id, -1):
+                tomb[doc_id] = gen
+    return SegmentedSearcher(segments, tomb)
 
 
 def open_dense(ctx: OpenContext, name: str, entry: ComponentEntry, query_translation: bool = False) -> Any:
@@ -160,10 +168,9 @@ def open_dense(ctx: OpenContext, name: str, entry: ComponentEntry, query_transla
 
 def live_ids(ctx: OpenContext, name: str, entry: ComponentEntry) -> set[str]:
     searcher = load_searcher(ctx, name, entry)
-    tomb = read_tombstones(ctx.folder(name), entry.state.get("tombstones", []))
     out: set[str] = set()
     for seg in searcher.segments:
-        dead = set(seg.dead_rows(tomb).tolist()) if tomb else set()
+        dead = set(seg.dead_rows(searcher.tomb).tolist()) if searcher.tomb else set()
         out.update(d for i, d in enumerate(seg.ids.tolist()) if i not in dead)
     return out
 

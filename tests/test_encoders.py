@@ -217,6 +217,7 @@ def test_choose_backend_from_device_and_cpu_flags() -> None:
     # a CUDA device never gets a CPU backend, whatever the CPU has
     assert choose_backend("cuda", flags=amx) == choose_backend("cuda:1", flags={"avx2"}) == "st"
     assert choose_backend(None, flags={"avx2"}, cuda=True) == "st"
+    assert choose_backend("mps", flags={"avx2"}) == "st"  # any torch device but the CPU: sentence-transformers
     assert choose_backend("cpu", flags=amx, cuda=True) == "st@bf16"
     assert choose_backend("cpu", flags={"avx2", "avx512_bf16"}) == "st@bf16"
     assert choose_backend("cpu", flags={"avx2", "fma", "f16c"}) == "ort-int8"  # AVX2 only: no emulated bf16

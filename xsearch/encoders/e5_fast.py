@@ -91,11 +91,11 @@ def choose_backend(device: str | None = None, flags: frozenset[str] | set[str] |
       a CPU backend is never chosen for a CUDA device;
     - a CPU with native bf16 (amx_bf16 or avx512_bf16): "st@bf16" (bf16 weights, 3.0x fp32 on a 2-core AMX Xeon,
       ../shared/notes/stack-facts.md);
-    - any other x86 CPU with AVX2: "ort-int8" (measured 1.5-2.2x fp32 on an AVX2-only AMD EPYC: section
-      "Fast e5 encoders" of docs/performance.md); bf16 there is emulated and several times slower;
+    - any other x86 CPU with AVX2: "ort-int8" (measured 1.4-1.8x fp32 on an AVX2-only AMD EPYC: section 6 of
+      docs/performance.md); bf16 there is emulated and 5-9x slower than fp32;
     - otherwise (no AVX2 flag, or no /proc/cpuinfo): "ort" (float32), which needs no special instructions.
     """
-    if device is not None and device.startswith("cuda"):
+    if device is not None and device.split(":")[0] != "cpu":  # cuda (or another torch device): never a CPU backend
         return "st"
     if device is None and (cuda if cuda is not None else _cuda_available()):
         return "st"

@@ -236,3 +236,28 @@ def test_a_thousand_random_batches_then_compaction_equal_a_fresh_build(tmp_path,
 
     report = verify(path)
     assert report.ok and report.doc_count == len(live)
+
+
+def test_an_auto_encoder_is_recorded_resolved_and_kept_by_later_batches(tmp_path, monkeypatch):
+    """e5-small-auto is machine-dependent: the manifest records the backend the index was built with, and a later
+    batch (or another machine, where the choice would differ) keeps encoding with that one."""
+    import xsearch.encoders.e5_fast as e5_fast
+    from xsearch.components import Models
+
+    asked: list[str] = []
+    models = Models(dense=lambda spec: (asked.append(spec), HashEncoder())[1])
+    monkeypatch.setattr(e5_fast, "choose_backend", lambda device=None, **_kw: "ort-int8")
+    rng = random.Random(3)
+    config = IndexConfig(name="s", corpus=CorpusSpec(path="inline"),
+                         dense={"encoder": "e5-small-auto", "query_encoder": "e5-small-auto"})
+    path = build_index(config, tmp_path / "idx", docs=[_doc(i, rng) for i in range(6)], show_progress=False,
+                       log=lambda _m: None, models=models)
+    spec = read_manifest(path).components["dense"].spec
+    assert (spec["encoder"], spec["query_encoder"]) == ("e5-small-ort-int8", "e5-small-ort-int8")
+    monkeypatch.setattr(e5_fast, "choose_backend", lambda device=None, **_kw: "st")
+    apply_batch(path, [_doc(9, rng)], models=models)
+    assert read_manifest(path).components["dense"].spec["encoder"] == "e5-small-ort-int8"
+    index = open_index(path, models)
+    assert index.search("chat", route="dense", k=3, lang="fr")
+    index.close()
+    assert set(asked) == {"e5-small-ort-int8"}

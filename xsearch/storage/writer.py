@@ -243,9 +243,11 @@ class IndexWriter:
         out: dict[str, ComponentEntry] = {}
         for name, spec in specs.items():
             kind = get_kind(spec.kind)
-            if name not in old and getattr(spec, "query_encoder", None) and kind.name in ("dense", "xqg"):
-                spec = spec.model_copy(update={"query_encoder": check_query_encoder(
-                    spec.encoder, spec.query_encoder, self.models.encoder)})
+            if name not in old and kind.name in ("dense", "xqg"):
+                spec = _resolved_encoders(spec)
+                if spec.query_encoder:
+                    spec = spec.model_copy(update={"query_encoder": check_query_encoder(
+                        spec.encoder, spec.query_encoder, self.models.encoder)})
             if kind.writer is None:
                 out[name] = ComponentEntry(kind=spec.kind, spec=spec.model_dump(mode="json"))
                 continue
@@ -366,3 +368,14 @@ def remove_index(path: str | Path) -> None:
     path = Path(path).resolve()
     with writer_lock(path):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _resolved_encoders(spec: Any) -> Any:
+    """A new dense component records the concrete encoder backend it is built with (e5-small-auto resolved on this
+    machine); later batches and queries then use the same backend wherever the index is opened."""
+    from ..encoders import resolve_spec
+
+    update = {"encoder": resolve_spec(spec.encoder)}
+    if spec.query_encoder:
+        update["query_encoder"] = resolve_spec(spec.query_encoder)
+    return spec.model_copy(update=update)

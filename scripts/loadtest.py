@@ -8,6 +8,7 @@ bounded in requests and in time.
 
     .venv/bin/python scripts/loadtest.py                       # indexes/taln, its routes, 8 clients
     .venv/bin/python scripts/loadtest.py --index /tmp/idx --routes bm25 dense --clients 4 --requests 500
+    .venv/bin/python scripts/loadtest.py --index /tmp/idx --keyless-post-mb 40   # time to refuse a keyless POST
 """
 from __future__ import annotations
 
@@ -82,6 +83,65 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> dict:
     raise SystemExit(f"the server did not answer within {timeout:.0f}s")
 
 
+def keyless_post(port: int, megabytes: float, probes: int = 5) -> dict:
+    """Send a POST /docs of `megabytes` MB (a valid JSON batch) without the API key over a raw socket, streaming
+    the body while waiting for the answer: the time to the refusal's status line, whether the server answered
+    before the body was sent, and /health latencies measured while the body streams (a stall shows there)."""
+    size = int(megabytes * 1_000_000)
+    head, tail = b'{"docs": [{"id": "big", "lang": "fr", "title": "t", "text": "', b'"}]}'
+    filler = size - len(head) - len(tail)
+    request = (f"POST /docs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {size}\r\n\r\n").encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    sent, done = [0], threading.Event()
+
+    def stream() -> None:
+        try:
+            sock.sendall(head)
+            chunk = b"x" * 65536
+            left = filler
+            while left > 0 and not done.is_set():
+                part = chunk[:min(left, len(chunk))]
+                sock.sendall(part)
+                left -= len(part)
+                sent[0] += len(part)
+            if not done.is_set():
+                sock.sendall(tail)
+                sent[0] += len(tail)
+        except OSError:
+            pass   # the server closed the connection after refusing: expected
+
+    health: list[float] = []
+
+    def probe() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+            for _ in range(probes):
+                t = time.perf_counter()
+                http.get("/health")
+                health.append((time.perf_counter() - t) * 1000)
+
+    t0 = time.perf_counter()
+    sock.sendall(request)
+    writer = threading.Thread(target=stream, daemon=True)
+    writer.start()
+    prober = threading.Thread(target=probe)
+    prober.start()
+    status_line = b""
+    while b"\r\n" not in status_line:
+        data = sock.recv(4096)
+        if not data:
+            break
+        status_line += data
+    refused_ms = (time.perf_counter() - t0) * 1000
+    done.set()
+    body_sent = sent[0]
+    sock.close()
+    prober.join()
+    return {"mb": megabytes, "status": status_line.split(b"\r\n")[0].decode(errors="replace"),
+            "refused_ms": round(refused_ms, 1), "body_bytes_sent_before_answer": body_sent,
+            "health_ms_during": [round(x, 1) for x in health]}
+
+
 def run_route(base: str, route: str, clients: int, requests: int, seconds: float, k: int) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
@@ -138,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--startup-timeout", type=float, default=180)
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--keyless-post-mb", type=float, default=None,
+                   help="only time the refusal of a keyless POST /docs of this many MB (at most 50), 3 times")
     args = p.parse_args(argv)
     if (not 1 <= args.clients <= 256 or not 1 <= args.requests <= 20_000 or not 0 < args.seconds <= 600
             or not 1 <= args.rounds <= 10):
@@ -149,9 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t = time.perf_counter()
-    proc = start_server(index, port, api_key=None)
+    keyless = args.keyless_post_mb is not None
+    if keyless and not 0 < args.keyless_post_mb <= 50:
+        p.error("--keyless-post-mb must be in (0, 50]")
+    proc = start_server(index, port, api_key="loadtest-key-" + os.urandom(8).hex() if keyless else None)
     try:
         info = wait_ready(base, proc, args.startup_timeout)
+        if keyless:
+            for _ in range(3):
+                res = keyless_post(port, args.keyless_post_mb)
+                print(json.dumps(res))
+            return 0
         print(f"server pid {proc.pid} ready in {time.perf_counter() - t:.1f}s: {info['name']}, "
               f"{info['doc_count']} documents, routes {', '.join(r['name'] for r in info['routes'])}")
         routes = args.routes or [r["name"] for r in info["routes"]]

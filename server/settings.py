@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from xsearch.config import SearchDefaults
 
+from .auth import MIN_KEY_CHARS
+
 SEARCH = SearchDefaults()
 ENV_PREFIX = "XSEARCH_"
 
@@ -37,6 +39,9 @@ class ServerSettings(BaseModel):
     def _check(self) -> "ServerSettings":
         if self.api_key is not None and not self.api_key.get_secret_value():
             self.api_key = None
+        if self.api_key is not None and len(self.api_key.get_secret_value()) < MIN_KEY_CHARS:
+            raise ValueError(f"api_key (XSEARCH_API_KEY) must be at least {MIN_KEY_CHARS} characters, got "
+                             f"{len(self.api_key.get_secret_value())}: a short key can be guessed")
         if self.read_auth and self.api_key is None:
             raise ValueError("read_auth needs an api_key (set XSEARCH_API_KEY)")
         return self

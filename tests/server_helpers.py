@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xsearch.records import Doc
 
-API_KEY = "test-key-123"
+API_KEY = "test-key-0123456789"
 TRANSLATOR = "test-dict"
 
 DOCS = [

@@ -288,11 +288,13 @@ def test_oversized_body(template, tmp_path):
 
 # ---- settings and command line ------------------------------------------------------------------------------------
 def test_settings_from_environment(tmp_path):
-    env = {"XSEARCH_INDEX": str(tmp_path), "XSEARCH_API_KEY": "s3cret", "XSEARCH_MAX_K": "50",
+    env = {"XSEARCH_INDEX": str(tmp_path), "XSEARCH_API_KEY": "s3cret-0123456789", "XSEARCH_MAX_K": "50",
            "XSEARCH_READ_AUTH": "true"}
     s = ServerSettings.from_env(env)
-    assert s.index == tmp_path and s.api_key.get_secret_value() == "s3cret" and s.max_k == 50 and s.read_auth
+    assert s.index == tmp_path and s.api_key.get_secret_value() == "s3cret-0123456789" and s.max_k == 50 and s.read_auth
     assert "s3cret" not in repr(s)
+    with pytest.raises(ValidationError, match="at least 16 characters"):   # a short key can be guessed
+        ServerSettings.from_env({**env, "XSEARCH_API_KEY": "s3cret"})
     assert ServerSettings.from_env(env, max_k=20, read_auth=None).max_k == 20
     with pytest.raises(ValidationError, match="max_k"):
         ServerSettings.from_env({**env, "XSEARCH_MAX_K": "5000"})
@@ -323,3 +325,44 @@ def test_snippet_window_and_highlight_rules():
     assert "<mark>traduction</mark> des <mark>chats</mark>" in out
     assert highlight("Éléments & <b>", query_terms("elements")) == "<mark>Éléments</mark> &amp; &lt;b&gt;"
     assert snippet("", terms) == "" and highlight("x < y", []) == "x &lt; y"
+
+
+# ---- auth before body ------------------------------------------------------------------------------------------
+def test_keyless_and_wrong_key_writes_are_refused_before_the_body_is_read(template, tmp_path):
+    """FastAPI parses a JSON body before it resolves Security dependencies: the key is checked by an ASGI
+    middleware from the headers alone, so a keyless 40 MB POST costs the server nothing."""
+    import asyncio
+
+    path = copy_index(template, tmp_path / "tiny")
+    app = create_app(ServerSettings(index=path, api_key=API_KEY))
+    size = 40_000_000
+
+    def call(method: str, key: str | None) -> tuple[int, int, dict]:
+        reads, sent = [0], []
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(size).encode())]
+        if key is not None:
+            headers.append((b"x-api-key", key.encode()))
+        scope = {"type": "http", "method": method, "path": "/docs" if method == "POST" else "/docs/d1",
+                 "raw_path": b"/docs", "query_string": b"", "headers": headers, "http_version": "1.1",
+                 "scheme": "http", "server": ("test", 80), "client": ("test", 1), "root_path": ""}
+
+        async def receive() -> dict:
+            reads[0] += 1
+            return {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        asyncio.run(app(scope, receive, send))
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return start["status"], reads[0], json.loads(body)
+
+    for method in ("POST", "DELETE"):
+        status, reads, body = call(method, None)
+        assert (status, reads) == (401, 0) and "X-API-Key" in body["detail"]
+        status, reads, body = call(method, API_KEY[:-1] + "x")
+        assert (status, reads) == (401, 0)
+    app = create_app(ServerSettings(index=path))   # writes disabled: 403, still before the body
+    status, reads, body = call("POST", API_KEY)
+    assert (status, reads) == (403, 0) and "XSEARCH_API_KEY" in body["detail"]

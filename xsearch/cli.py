@@ -135,3 +135,7 @@ def _print_hits(index, query: str, args: argparse.Namespace) -> None:
     for h in hits:
         title = (h.doc.title or h.doc.text[:80]) if h.doc else "(not in doc store)"
         print(f"{h.rank:3d}. {h.score:8.4f}  {h.doc_id:28s} {title}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

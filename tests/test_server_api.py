@@ -56,7 +56,7 @@ def test_health_and_indexes(client):
     routes = {r["name"]: r for r in info["routes"]}
     assert {"bm25", "dense", "hybrid", "bm25-dt", "bm25-qt"} <= set(routes)
     assert routes["hybrid"]["fused"] and routes["bm25-qt"]["query_translation"]
-    assert info["default_route"] == "hybrid" and info["max_k"] == 100 and info["default_k"] == 10
+    assert info["default_route"] == "best" and info["max_k"] == 100 and info["default_k"] == 10
     assert info["translation"]["target_lang"] == "en" and info["languages"] == {"fr": 5}
     assert info["manifest"]["config"]["corpus"]["path"] == "inline"  # no build-machine paths
     assert info["manifest"]["components"]["dense"]["state"]["dim"] == 384

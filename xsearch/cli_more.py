@@ -15,6 +15,13 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     p.add_argument("--rebuild", action="store_true", help="rebuild the benchmark's indexes")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval_run)
+    p = evsub.add_parser("tune", help="choose a fusion of conditions on the dev queries only (from saved runs)")
+    p.add_argument("benchmark", nargs="?", default="eval/taln.yaml")
+    p.add_argument("--fuse", nargs="+", required=True, help="conditions whose runs are fused")
+    p.add_argument("--runs", default="eval/reports/runs", help="folder of <benchmark>/<condition>.trec.gz")
+    p.add_argument("--name", default="best", help="name of the fused route / condition printed")
+    p.add_argument("--json", help="also write the choice and every setting tried to this file")
+    p.set_defaults(func=cmd_eval_tune)
     p = evsub.add_parser("check", help="rerun a reproduction table and print OK / FAIL per row")
     p.add_argument("table", nargs="?", default="eval/reproduce.yaml")
     p.add_argument("--fast", action="store_true", help="only the rows marked fast")
@@ -79,6 +86,13 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     result = run_benchmark(bench, args.out, only=args.only, show_progress=not args.quiet, rebuild=args.rebuild)
     path = write_report(result, args.out, _command_line())
     print(f"report: {path}")
+    return 0
+
+
+def cmd_eval_tune(args: argparse.Namespace) -> int:
+    from .eval.tune import tune_from_runs
+
+    print(tune_from_runs(args.benchmark, args.runs, args.fuse, name=args.name, json_path=args.json))
     return 0
 
 

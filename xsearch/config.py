@@ -48,6 +48,8 @@ class SpladeSpec(_Strict):
     enabled: bool = False
     encoder: str = "splade-tiny"
     on: Literal["translation", "original"] = "translation"
+    # 512 = the model's limit: TALN's translated title + abstract often run past 256 word pieces (cut before)
+    max_length: int = Field(512, ge=16, le=512, description="word pieces per passage (queries are short)")
 
 
 class XQGVariant(_Strict):
@@ -74,12 +76,16 @@ class XQGSpec(_Strict):
 
 
 class FusionSpec(_Strict):
-    """An extra fused route: `fuse` names routes of the index (RRF, or a normalised weighted sum)."""
+    """An extra fused route: `fuse` names routes of the index (RRF, a normalised weighted sum, or the maximum);
+    `xsearch eval tune` prints one chosen on dev queries. Named `best`, it replaces the index's default `best`."""
 
     name: str
     fuse: list[str] = Field(min_length=2)
-    method: Literal["rrf", "wsum"] = "rrf"
+    method: Literal["rrf", "wsum", "max"] = "rrf"
     weights: Optional[list[float]] = None
+    norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
+    rrf_k: Optional[int] = Field(None, ge=1, description="rrf only; unset = 60")
+    about: str = ""
 
 
 class IndexConfig(_Strict):
@@ -94,7 +100,7 @@ class IndexConfig(_Strict):
         default_factory=list, description="more components, each {kind, name, ...} of a registered kind "
                                           "(xsearch.components), e.g. {kind: rm3, name: bm25-rm3, over: bm25}")
     fusions: list[FusionSpec] = Field(default_factory=list, description="more fused routes")
-    default_route: Optional[str] = Field(None, description="unset: hybrid, else the first route")
+    default_route: Optional[str] = Field(None, description="unset: best, else hybrid, else the first route")
 
     @model_validator(mode="after")
     def _xqg_needs_dense(self) -> "IndexConfig":

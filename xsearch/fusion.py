@@ -1,4 +1,4 @@
-"""N-ary fusion of runs (ranx's fuse): reciprocal rank fusion and a normalised weighted sum."""
+"""N-ary fusion of runs (ranx's fuse): reciprocal rank fusion, a normalised weighted sum, and the maximum."""
 from __future__ import annotations
 
 from typing import Literal, Sequence
@@ -61,13 +61,34 @@ def wsum(runs: Sequence[Run], weights: Sequence[float] | None = None, norm: Norm
     return fused
 
 
-def fuse(runs: Sequence[Run], method: Literal["rrf", "wsum"] = "rrf", weights: Sequence[float] | None = None,
+def wmax(runs: Sequence[Run], weights: Sequence[float] | None = None, norm: Norm = "none") -> Run:
+    """Maximum of weighted, normalised scores (CombMAX; Fox & Shaw 1994): with norm="none", the multi-view score
+    of a document whose views (original text, translation) share one encoder, max over its views' cosines.
+    A view's score counts only where that view retrieved the document (top `depth` of each view)."""
+    weights = _weights(runs, weights)
+    fused = Run()
+    for run, w in zip(runs, weights):
+        for qid, scores in normalise(run, norm).items():
+            out = fused.setdefault(qid, {})
+            for did, s in scores.items():
+                out[did] = max(out.get(did, float("-inf")), w * s)
+    return fused
+
+
+Method = Literal["rrf", "wsum", "max"]
+METHODS: tuple[str, ...] = ("rrf", "wsum", "max")
+
+
+def fuse(runs: Sequence[Run], method: Method = "rrf", weights: Sequence[float] | None = None,
          norm: Norm = "minmax", rrf_k: int = 60) -> Run:
+    """`method`: rrf (ranks; `rrf_k`), wsum (weighted sum of `norm`-normalised scores) or max (their maximum)."""
     if method == "rrf":
         return rrf(runs, k=rrf_k, weights=weights)
     if method == "wsum":
         return wsum(runs, weights=weights, norm=norm)
-    raise InputError(f"unknown fusion method {method!r}: use rrf or wsum")
+    if method == "max":
+        return wmax(runs, weights=weights, norm=norm)
+    raise InputError(f"unknown fusion method {method!r}: use rrf, wsum or max")
 
 
 def _weights(runs: Sequence[Run], weights: Sequence[float] | None) -> list[float]:

@@ -51,8 +51,8 @@ class Generation:
         spec = self.manifest_model.routes[route]
         if spec.fuse:
             parts = [self.retriever(r) for r in spec.fuse]
-            return FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights,
-                                  depth=DEFAULTS.fusion_depth, rrf_k=DEFAULTS.rrf_k)
+            return FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights, norm=spec.norm,
+                                  depth=DEFAULTS.fusion_depth, rrf_k=spec.rrf_k or DEFAULTS.rrf_k)
         parts = []
         for name in spec.components:
             entry = self.manifest_model.components.get(name)

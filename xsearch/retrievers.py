@@ -74,14 +74,15 @@ class ImpactRetriever:
 class FusedRetriever:
     """Fuses the runs of several retrievers (RRF by default), each searched `depth` deep."""
 
-    def __init__(self, retrievers: Sequence[object], name: str = "hybrid", method: Literal["rrf", "wsum"] = "rrf",
-                 weights: Sequence[float] | None = None, depth: int = 100, rrf_k: int = 60):
+    def __init__(self, retrievers: Sequence[object], name: str = "hybrid",
+                 method: Literal["rrf", "wsum", "max"] = "rrf", weights: Sequence[float] | None = None, depth: int = 100, rrf_k: int = 60, norm: str = "minmax"):
         self.retrievers = list(retrievers)
         self.name = name
         self.method = method
         self.weights = weights
         self.depth = depth
         self.rrf_k = rrf_k
+        self.norm = norm
 
     def search(self, queries: Sequence[Query], k: int = 10) -> Run:
         return self.search_with_components(queries, k)[0]
@@ -90,5 +91,6 @@ class FusedRetriever:
         """The fused run and each component's run (for per-route scores on a results page)."""
         depth = max(k, self.depth)
         runs = [r.search(queries, depth) for r in self.retrievers]
-        fused = fuse(runs, method=self.method, weights=self.weights, rrf_k=self.rrf_k).cut(k)
+        fused = fuse(runs, method=self.method, weights=self.weights, norm=self.norm,  # type: ignore[arg-type]
+                     rrf_k=self.rrf_k).cut(k)
         return fused, {r.name: run for r, run in zip(self.retrievers, runs)}

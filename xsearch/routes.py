@@ -16,7 +16,10 @@ from .storage.manifest import ComponentEntry, RouteEntry
 
 # (name, the routes it fuses): added wherever all of its parts exist
 FUSIONS: list[tuple[str, list[str]]] = [("hybrid", ["bm25", "dense"]), ("hybrid-dt", ["bm25-dt", "dense"])]
-DEFAULT_ROUTES = ("hybrid",)
+# `best`: RRF of those of these routes the index has (at least two), the strongest single routes of the TALN
+# evaluation (eval/reports/taln.md); a recipe fusion named `best` (weights from `xsearch eval tune`) replaces it.
+BEST_PARTS: tuple[str, ...] = ("bm25-qt", "bm25-dt", "dense", "dense-dt", "splade")
+DEFAULT_ROUTES = ("best", "hybrid")
 
 
 def component_specs(config: IndexConfig, languages: Iterable[str]) -> dict[str, ComponentSpec]:
@@ -56,7 +59,8 @@ def component_specs(config: IndexConfig, languages: Iterable[str]) -> dict[str, 
     if config.splade.enabled:
         on_tr = config.splade.on == "translation" and translated
         out["splade"] = ImpactSpec(encoder=config.splade.encoder, text="translation" if on_tr else "original",
-                                   lang=tr.target_lang if on_tr else (langs[0] if langs else "en"))
+                                   lang=tr.target_lang if on_tr else (langs[0] if langs else "en"),
+                                   max_length=config.splade.max_length)
     for raw in config.components:
         name = raw.get("name")
         if not isinstance(name, str) or not name:
@@ -83,6 +87,9 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     for name, parts in FUSIONS:
         if all(p in routes for p in parts) and name not in routes:
             routes[name] = RouteEntry(fuse=parts, about=f"reciprocal rank fusion of {' and '.join(parts)}")
+    best = [p for p in BEST_PARTS if p in routes]
+    if len(best) >= 2 and "best" not in routes and not any(f.name == "best" for f in config.fusions):
+        routes["best"] = RouteEntry(fuse=best, about=f"reciprocal rank fusion of {', '.join(best)} (untuned)")
     for f in config.fusions:
         missing = [p for p in f.fuse if p not in routes]
         if missing:
@@ -90,8 +97,8 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
                              f"{sorted(routes)}")
         if f.weights is not None and len(f.weights) != len(f.fuse):
             raise InputError(f"fusion {f.name!r}: {len(f.weights)} weights for {len(f.fuse)} routes")
-        routes[f.name] = RouteEntry(fuse=f.fuse, method=f.method, weights=f.weights,
-                                    about=f"{f.method} fusion of {', '.join(f.fuse)}")
+        routes[f.name] = RouteEntry(fuse=f.fuse, method=f.method, weights=f.weights, norm=f.norm, rrf_k=f.rrf_k,
+                                    about=f.about or _about(f))
     if config.default_route:
         if config.default_route not in routes:
             raise InputError(f"default_route {config.default_route!r} is not a route of this index: {sorted(routes)}")
@@ -99,3 +106,11 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     else:
         default = next((r for r in DEFAULT_ROUTES if r in routes), next(iter(routes)))
     return routes, default
+
+
+def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec
+    """What a recipe fusion does, in words (shown by GET /indexes and the page)."""
+    parts = ", ".join(f"{p} x{w:g}" for p, w in zip(f.fuse, f.weights)) if f.weights else ", ".join(f.fuse)
+    how = {"rrf": f"reciprocal rank fusion (k={f.rrf_k or 60})", "wsum": f"weighted sum of {f.norm} scores",
+           "max": f"maximum of {f.norm} scores"}[f.method]
+    return f"{how} of {parts}"

@@ -136,7 +136,7 @@ def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_pro
 
 
 def make_sparse_encoder(spec: str = "splade-tiny", device: str | None = None, *, top_k: int | None = None,
-                        max_length: int = 256) -> SparseEncoder:
+                        max_length: int = 512) -> SparseEncoder:
     """Build the SPLADE encoder named by `spec` (see SPARSE_SPECS); `top_k` keeps the heaviest terms only."""
     from . import splade
 

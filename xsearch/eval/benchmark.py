@@ -6,13 +6,14 @@ method, weights}` (a fusion of other conditions' runs). Adding a route to the ta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config import BM25Spec, DenseSpec, SpladeSpec, TranslationSpec, XQGSpec
+from ..config import BM25Spec, DenseSpec, FusionSpec, SpladeSpec, TranslationSpec, XQGSpec
 from ..errors import InputError
+from .split import SplitSpec
 
 
 class _Strict(BaseModel):
@@ -37,6 +38,21 @@ class IndexSpec(_Strict):
     translate: TranslationSpec = TranslationSpec()
     splade: SpladeSpec = SpladeSpec()
     xqg: XQGSpec = XQGSpec()
+    components: list[dict[str, Any]] = Field(default_factory=list, description="as the index recipe's")
+    fusions: list[FusionSpec] = Field(default_factory=list, description="as the index recipe's")
+
+    def cache_key(self) -> dict:
+        """The spec as the index cache keys it: keys added after indexes were cached are left out while unused
+        (xqg off, no components or fusions, SPLADE off or at its old 256 word pieces), so those indexes hold."""
+        out = self.model_dump()
+        if not self.xqg.enabled:
+            out.pop("xqg")
+        for key in ("components", "fusions"):
+            if not out[key]:
+                out.pop(key)
+        if not self.splade.enabled or self.splade.max_length == 256:
+            out["splade"].pop("max_length")
+        return out
 
 
 class Condition(_Strict):
@@ -45,8 +61,10 @@ class Condition(_Strict):
     index: Optional[str] = None
     route: Optional[str] = None
     fuse: Optional[list[str]] = None
-    method: Literal["rrf", "wsum"] = "rrf"
+    method: Literal["rrf", "wsum", "max"] = "rrf"
     weights: Optional[list[float]] = None
+    norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
+    rrf_k: int = Field(60, ge=1)
     fast: bool = Field(False, description="part of the quick subset (reproduction check in tests)")
 
     @model_validator(mode="after")
@@ -68,6 +86,9 @@ class Benchmark(_Strict):
                                       "compared with query by query (wins / ties / losses on the main measure)")
     indexes: dict[str, IndexSpec]
     conditions: list[Condition]
+    split: SplitSpec = SplitSpec()
+    ladder: list[str] = Field(default_factory=list, description="conditions in order of addition: each is tested "
+                              "against the best of those before it (on test and on all queries)")
 
     @model_validator(mode="after")
     def _refs(self) -> "Benchmark":
@@ -84,9 +105,9 @@ class Benchmark(_Strict):
             seen.add(c.name)
         if self.baseline not in names:
             raise ValueError(f"baseline {self.baseline!r} is not a condition")
-        unknown = [n for n in self.wins_losses_vs if n not in names]
+        unknown = [n for n in [*self.wins_losses_vs, *self.ladder] if n not in names]
         if unknown:
-            raise ValueError(f"wins_losses_vs names unknown conditions {unknown}")
+            raise ValueError(f"wins_losses_vs / ladder name unknown conditions {unknown}")
         return self
 
     @classmethod

@@ -8,6 +8,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import ladder
 from .metrics import compare, per_article_mean, wins_losses
 from .plots import plot_means, plot_recall_curves
 from .runner import BenchmarkResult
@@ -65,6 +66,9 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "What each condition is:", ""]
     lines += [f"- **{n}**: {about.get(n) or ''}" for n in result.per_query]
+    split_lines, split_json = ladder.markdown(result.per_query, qrels, result.split,
+                                              [s for s in bench.ladder if s in result.per_query], main)
+    lines += [""] + split_lines
     versus = {ref: wins_losses(result.per_query, ref, main, n_resamples=2000) for ref in bench.wins_losses_vs
               if ref in result.per_query}
     for ref, table in versus.items():
@@ -86,7 +90,7 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out_dir / f"{bench.name}.json").write_text(json.dumps({
         "benchmark": bench.name, "command": command, "collection": result.collection_stats,
-        "means": means, "per_article": article, "timings": result.timings,
+        "means": means, "per_article": article, "timings": result.timings, "split": split_json,
         "wins_losses": {ref: json.loads(t.to_json(orient="index")) for ref, t in versus.items()},
         "significance_query": json.loads(by_query.to_json(orient="index")),
         "significance_article": json.loads(by_article.to_json(orient="index"))}, indent=2), encoding="utf-8")

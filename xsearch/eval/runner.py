@@ -16,6 +16,7 @@ from ..paths import cache_dir
 from ..records import Run
 from .benchmark import Benchmark, CollectionSpec, IndexSpec
 from .collection import Collection, clirudit_parquet, oracle_docs, taln_collection, trec_collection
+from .split import query_split
 
 Log = Callable[[str], None]
 
@@ -28,6 +29,7 @@ class BenchmarkResult:
     per_query: dict  # condition -> per-query DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     index_timings: dict[str, dict] = field(default_factory=dict)
+    split: dict[str, str] = field(default_factory=dict)   # query id -> dev | test (xsearch.eval.split)
 
 
 def load_collection(spec: CollectionSpec) -> Collection:
@@ -44,8 +46,7 @@ def load_collection(spec: CollectionSpec) -> Collection:
 
 def index_folder(bench: Benchmark, name: str, spec: IndexSpec, collection: Collection) -> Path:
     """Indexes live in the cache, keyed by their spec and the collection, so a changed recipe rebuilds."""
-    dumped = spec.model_dump(exclude=None if spec.xqg.enabled else {"xqg"})  # keys of indexes made before xQG hold
-    key = json.dumps({"spec": dumped, "collection": collection.name, "docs": len(collection.docs),
+    key = json.dumps({"spec": spec.cache_key(), "collection": collection.name, "docs": len(collection.docs),
                       "first": collection.docs[0].doc_id if collection.docs else ""}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return cache_dir() / "eval-indexes" / f"{bench.name}-{name}-{digest}"
@@ -68,7 +69,8 @@ def ensure_index(bench: Benchmark, name: str, collection: Collection, log: Log, 
                     if spec.oracle_fallback else None)
         docs = oracle_docs(collection, fallback)
     config = IndexConfig(name=f"{bench.name}-{name}", corpus=CorpusSpec(path=f"<{collection.name}:{spec.docs}>"),
-                         bm25=spec.bm25, dense=spec.dense, translate=spec.translate, splade=spec.splade, xqg=spec.xqg)
+                         bm25=spec.bm25, dense=spec.dense, translate=spec.translate, splade=spec.splade, xqg=spec.xqg,
+                         components=spec.components, fusions=spec.fusions)
     log(f"building index {name!r} ({len(docs)} docs) in {folder}")
     build_index(config, folder, docs=docs, show_progress=show_progress, log=log)
     return folder
@@ -105,7 +107,8 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
     for cond in conditions:
         t = time.perf_counter()
         if cond.fuse:
-            run = fuse([runs[p] for p in cond.fuse], method=cond.method, weights=cond.weights).cut(bench.k)
+            run = fuse([runs[p] for p in cond.fuse], method=cond.method, weights=cond.weights, norm=cond.norm,
+                       rrf_k=cond.rrf_k).cut(bench.k)
         else:
             index = indexes[cond.index]
             if cond.route not in index.routes:
@@ -120,7 +123,8 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
         log(f"  {cond.name:24s} " + "  ".join(f"{m}={v:.3f}" for m, v in means.items())
             + f"  ({timings[f'search:{cond.name}']:.1f}s)")
     timings["total"] = round(time.perf_counter() - t0, 2)
-    result = BenchmarkResult(bench, stats, runs, per_query, timings, index_timings)
+    result = BenchmarkResult(bench, stats, runs, per_query, timings, index_timings,
+                             split=query_split(collection.qrels, bench.split))
     result.qrels = collection.qrels  # type: ignore[attr-defined]
     return result
 

@@ -44,8 +44,10 @@ class RouteEntry(_Strict):
     components: list[str] = Field(default_factory=list)
     query_translation: bool = False
     fuse: Optional[list[str]] = None
-    method: Literal["rrf", "wsum"] = "rrf"
+    method: Literal["rrf", "wsum", "max"] = "rrf"
     weights: Optional[list[float]] = None
+    norm: Literal["minmax", "max", "zscore", "none"] = "minmax"   # wsum / max only
+    rrf_k: Optional[int] = None                                  # rrf only; unset = SearchDefaults.rrf_k
     about: str = ""
 
 

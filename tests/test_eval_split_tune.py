@@ -1,0 +1,141 @@
+"""The dev/test protocol (split by article), fusion tuning on dev only, the ladder, and the `best` route."""
+import math
+
+import pytest
+
+from xsearch.config import CorpusSpec, FusionSpec, IndexConfig
+from xsearch.errors import InputError
+from xsearch.eval.metrics import evaluate
+from xsearch.eval.split import SplitSpec, article_is_dev, query_split, side_qrels
+from xsearch.eval.tune import RunStack, tune_fusion
+from xsearch.fusion import fuse, wmax
+from xsearch.records import Run
+
+
+# ---- split ----------------------------------------------------------------------------------------------------
+def test_split_is_by_article_and_fixed():
+    qrels = {f"q{a}-{i}": {f"art{a}": 1} for a in range(300) for i in range(3)}
+    split = query_split(qrels)
+    assert split == query_split(dict(reversed(list(qrels.items()))))          # order does not matter
+    for a in range(300):                                                     # an article's queries stay together
+        assert len({split[f"q{a}-{i}"] for i in range(3)}) == 1
+        assert split[f"q{a}-0"] == ("dev" if article_is_dev(f"art{a}", SplitSpec()) else "test")
+    dev = sum(1 for v in split.values() if v == "dev") / len(split)
+    assert 0.27 < dev < 0.40                                                 # about one third
+    assert query_split(qrels, SplitSpec(seed=13)) != split                   # the seed is what fixes it
+
+
+def test_split_query_with_two_articles_follows_the_smallest_id():
+    spec = SplitSpec()
+    a = next(f"a{i}" for i in range(100) if article_is_dev(f"a{i}", spec))
+    b = next(f"b{i}" for i in range(100) if not article_is_dev(f"b{i}", spec))
+    split = query_split({"q": {b: 1, a: 1}, "none": {a: 0}}, spec)
+    assert split == {"q": "dev"}                                              # "a…" < "b…"; unjudged left out
+    assert side_qrels({"q": {a: 1}, "r": {b: 1}}, {"q": "dev", "r": "test"}, "test") == {"r": {b: 1}}
+    with pytest.raises(InputError, match="side"):
+        side_qrels({}, {}, "train")
+
+
+# ---- fusion: max (multi-view) -----------------------------------------------------------------------------------
+def test_wmax_hand_computed():
+    a = Run({"q": {"x": 0.9, "y": 0.5}})
+    b = Run({"q": {"y": 0.8, "z": 0.7}})
+    fused = wmax([a, b])                                                     # norm none: raw cosines
+    assert fused["q"] == pytest.approx({"x": 0.9, "y": 0.8, "z": 0.7})
+    assert fuse([a, b], method="max", norm="none", weights=[1.0, 0.5])["q"] == pytest.approx(
+        {"x": 0.9, "y": 0.5, "z": 0.35})
+
+
+# ---- tuning -------------------------------------------------------------------------------------------------------
+def _ndcg(ranked, rel):
+    dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranked[:10]) if d in rel)
+    idcg = sum(1 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+    return dcg / idcg
+
+
+@pytest.mark.parametrize("method,norm,k", [("rrf", "minmax", 60), ("rrf", "minmax", 1), ("wsum", "minmax", 60),
+                                          ("wsum", "zscore", 60)])
+def test_run_stack_scores_what_fuse_and_evaluate_score(method, norm, k):
+    a = Run({"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d4": 2.0, "d5": 1.5}})
+    b = Run({"q1": {"d3": 9.0, "d4": 8.0, "d1": 1.0}, "q2": {"d5": 0.9, "d6": 0.1}})
+    qrels = {"q1": {"d3": 1}, "q2": {"d5": 1, "d9": 1}}
+    stack = RunStack({"a": a, "b": b}, ["a", "b"], qrels)
+    for weights in ([1.0, 1.0], [1.0, 0.3], [0.2, 1.0], [0.0, 1.0]):
+        parts, w = ([a, b], weights) if weights[0] else ([b], [1.0])
+        expected = evaluate(fuse(parts, method=method, weights=w, norm=norm, rrf_k=k), qrels, ["nDCG@10"])
+        got = stack.ndcg10(stack.features(method, norm, k), weights)
+        assert got.tolist() == pytest.approx(expected["nDCG@10"].tolist())
+
+
+def test_run_stack_hand_computed():
+    a = Run({"q": {"x": 2.0, "y": 1.0}})
+    b = Run({"q": {"y": 5.0, "z": 4.0}})
+    stack = RunStack({"a": a, "b": b}, ["a", "b"], {"q": {"z": 1}})
+    # RRF k=60: y = 1/62 + 1/61, x = 1/61, z = 1/62 -> y, x, z: z third
+    assert stack.ndcg10(stack.features("rrf"), [1, 1])[0] == pytest.approx(_ndcg(["y", "x", "z"], {"z"}))
+    # b alone: y, z -> z second
+    assert stack.ndcg10(stack.features("rrf"), [0, 1])[0] == pytest.approx(_ndcg(["y", "z"], {"z"}))
+
+
+def test_tune_drops_a_useless_route_and_reads_only_dev():
+    docs = [f"d{i}" for i in range(20)]
+    good = Run({f"q{i}": {d: 20.0 - j for j, d in enumerate(docs[i:] + docs[:i])} for i in range(6)})
+    bad = Run({f"q{i}": {d: float(j) for j, d in enumerate(docs[i:] + docs[:i])} for i in range(6)})
+    dev = {f"q{i}": {docs[i]: 1} for i in range(6)}                # good ranks the relevant doc first
+    best = tune_fusion({"good": good, "bad": bad}, ["good", "bad"], dev)
+    assert best.parts == ["good"] and best.dev == pytest.approx(1.0)
+    with pytest.raises(InputError, match="no run"):
+        tune_fusion({"good": good}, ["good", "bad"], dev)
+
+
+# ---- ladder -------------------------------------------------------------------------------------------------------
+def test_ladder_compares_each_step_with_the_best_on_dev_before_it():
+    from xsearch.eval.ladder import ladder
+
+    qrels = {f"q{i}": {"d": 1} for i in range(6)}
+    split = {f"q{i}": ("dev" if i < 2 else "test") for i in range(6)}
+    runs = {"a": Run({q: {"d": 1.0} for q in qrels}),                          # d first everywhere
+            "b": Run({q: {"x": 2.0, "d": 1.0} for q in qrels}),                # d second
+            "c": Run({q: {"d": 1.0} if q in ("q0", "q1") else {"x": 1.0} for q in qrels})}
+    per_query = {n: evaluate(r, qrels, ["nDCG@10"]) for n, r in runs.items()}
+    rows = ladder(per_query, qrels, split, ["b", "a", "c"], n_resamples=50)
+    assert [(r["step"], r["vs"]) for r in rows] == [("a", "b"), ("c", "a")]   # a: best on dev among b, a
+    assert rows[1]["test_delta"] == pytest.approx(-1.0) and rows[1]["test_losses"] == 4
+    assert rows[0]["test_delta"] == pytest.approx(1 - 1 / math.log2(3))
+
+
+# ---- the best route -------------------------------------------------------------------------------------------------
+def _routes(config: IndexConfig, components: dict[str, dict]):
+    from xsearch.routes import expand_routes
+    from xsearch.storage.manifest import ComponentEntry
+
+    return expand_routes({n: ComponentEntry(kind=s["kind"], spec=s) for n, s in components.items()}, config)
+
+
+COMPONENTS = {"bm25-fr": {"kind": "bm25", "lang": "fr"},
+              "bm25-dt": {"kind": "bm25", "lang": "en", "text": "translation", "route": "bm25-dt"},
+              "dense": {"kind": "dense", "encoder": "e5-small"}}
+
+
+def test_best_route_is_the_default_and_fuses_the_strong_routes():
+    config = IndexConfig(corpus=CorpusSpec(path="inline"))
+    routes, default = _routes(config, COMPONENTS)
+    assert default == "best" and routes["best"].fuse == ["bm25-qt", "bm25-dt", "dense"]
+    assert "hybrid" in routes and "hybrid-dt" in routes
+
+
+def test_a_recipe_best_replaces_the_template_and_is_validated():
+    tuned = FusionSpec(name="best", fuse=["bm25-dt", "dense"], method="wsum", norm="zscore", weights=[1.0, 0.5])
+    routes, default = _routes(IndexConfig(corpus=CorpusSpec(path="inline"), fusions=[tuned]), COMPONENTS)
+    best = routes["best"]
+    assert default == "best" and (best.method, best.norm, best.weights) == ("wsum", "zscore", [1.0, 0.5])
+    assert "zscore" in best.about and "dense x0.5" in best.about
+    bad = FusionSpec(name="best", fuse=["bm25-dt", "splade"])
+    with pytest.raises(InputError, match="splade"):
+        _routes(IndexConfig(corpus=CorpusSpec(path="inline"), fusions=[bad]), COMPONENTS)
+
+
+def test_no_best_route_from_a_single_route():
+    routes, default = _routes(IndexConfig(corpus=CorpusSpec(path="inline")),
+                              {"dense": {"kind": "dense", "encoder": "e5-small"}})
+    assert "best" not in routes and default == "dense"

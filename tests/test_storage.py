@@ -254,6 +254,7 @@ def test_an_auto_encoder_is_recorded_resolved_and_kept_by_later_batches(tmp_path
                        log=lambda _m: None, models=models)
     spec = read_manifest(path).components["dense"].spec
     assert (spec["encoder"], spec["query_encoder"]) == ("e5-small-ort-int8", "e5-small-ort-int8")
+    assert read_manifest(path).components["dense"].state["encoder_name"] == HashEncoder.name
     monkeypatch.setattr(e5_fast, "choose_backend", lambda device=None, **_kw: "st")
     apply_batch(path, [_doc(9, rng)], models=models)
     assert read_manifest(path).components["dense"].spec["encoder"] == "e5-small-ort-int8"

@@ -90,6 +90,8 @@ class SegmentWriter:
             state["segments"].append(write_segment(self.folder, gen, self.spec.index, self._ids,
                                                    np.concatenate(self._vectors), extras=self._joined_extras()))
             state["dim"] = int(self._vectors[0].shape[1])
+            # what actually ran (backend and precision: "intfloat/multilingual-e5-small@ort-int8"), for the record
+            state["encoder_name"] = self.ctx.models.encoder(self.spec.encoder).name
         if self._removed:
             state["tombstones"].append(write_tombstones(self.folder, gen, self._removed))
         state["live"] = int(state["live"]) + len(self._ids) - len(self._removed)

@@ -19,13 +19,9 @@ from .storage.files import tree_bytes
 Log = Callable[[str], None]
 
 
-def build_index(config: IndexConfig, out: str | Path, docs: Iterable[Doc] | None = None, *,
-                show_progress: bool = True, log: Log = print, shard: tuple[int, int] = (0, 1),
-                models=None) -> Path:  # noqa: ANN001
-    """Build the index `config` describes into folder `out` (a new generation if it already holds one)."""
-    from .storage.writer import IndexWriter
-
-    out = Path(out).resolve()
+def read_docs(config: IndexConfig, docs: Iterable[Doc] | None, log: Log) -> list[Doc]:
+    """The documents to build from (the given ones, else the recipe's corpus), refused when empty or when an id
+    repeats."""
     t = time.perf_counter()
     docs = list(docs) if docs is not None else list(read_corpus(config.corpus.path, config.corpus.format,
                                                                  config.corpus.lang))
@@ -37,6 +33,18 @@ def build_index(config: IndexConfig, out: str | Path, docs: Iterable[Doc] | None
             raise InputError(f"duplicate document id {d.doc_id!r}")
         seen.add(d.doc_id)
     log(f"read {len(docs)} documents in {time.perf_counter() - t:.1f}s")
+    return docs
+
+
+def build_index(config: IndexConfig, out: str | Path, docs: Iterable[Doc] | None = None, *,
+                show_progress: bool = True, log: Log = print, shard: tuple[int, int] = (0, 1),
+                models=None) -> Path:  # noqa: ANN001
+    """Build the index `config` describes into folder `out` (a new generation if it already holds one)."""
+    from .storage.writer import IndexWriter
+
+    out = Path(out).resolve()
+    t = time.perf_counter()
+    docs = read_docs(config, docs, log)
     with IndexWriter(out, config=config, models=models, log=log, show_progress=show_progress,
                      shard=shard) as writer:
         writer.timings["read"] = round(time.perf_counter() - t, 3)

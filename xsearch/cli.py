@@ -31,6 +31,12 @@ def _index_parser(sub) -> None:
     p.add_argument("--splade", action="store_true", default=SpladeSpec.model_fields["enabled"].default,
                    help="also build a SPLADE impact index (on the translation when there is one)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--shards", type=int, default=None,
+                   help="split the collection into N shard indexes by a hash of each id (searched as one)")
+    p.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                   help="build the shards on Ray (needs --shards and the `ray` extra): a local Ray, the running "
+                        "cluster, or a cluster address")
+    p.add_argument("--workers", type=int, default=None, help="Ray shard builders (default: one per CPU)")
     p.set_defaults(func=cmd_index)
 
 
@@ -95,7 +101,15 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         out = Path(args.out)
     t = time.perf_counter()
-    build_index(config, out, show_progress=not args.quiet)
+    if args.shards is None and (args.ray or args.workers):
+        raise XsearchError("--ray and --workers build shards: give --shards N too")
+    if args.shards is not None:
+        from .shard.build import build_sharded
+
+        build_sharded(config, out, shards=args.shards, ray=args.ray, workers=args.workers,
+                      show_progress=not args.quiet)
+    else:
+        build_index(config, out, show_progress=not args.quiet)
     print(f"built {out} in {time.perf_counter() - t:.1f}s")
     return 0
 

@@ -162,18 +162,20 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .storage.verify import verify
+    from .storage.verify import verify_all
 
-    report = verify(args.index)
-    print(f"{report.path}: generation {report.generation}, {report.doc_count} documents")
-    for c in report.checks:
-        status = "OK" if c.ok else "MISMATCH"
-        print(f"  {c.name:24s} {c.kind:7s} {c.found:>9d} / {c.expected:<9d} {status}"
-              + (f" missing {c.missing}" if c.missing else "") + (f" extra {c.extra}" if c.extra else ""))
-    for p in report.problems:
-        print(f"  problem: {p}")
-    print("verify: OK" if report.ok else "verify: FAILED")
-    return 0 if report.ok else 1
+    reports = verify_all(args.index)
+    for report in reports:
+        print(f"{report.path}: generation {report.generation}, {report.doc_count} documents")
+        for c in report.checks:
+            status = "OK" if c.ok else "MISMATCH"
+            print(f"  {c.name:24s} {c.kind:7s} {c.found:>9d} / {c.expected:<9d} {status}"
+                  + (f" missing {c.missing}" if c.missing else "") + (f" extra {c.extra}" if c.extra else ""))
+        for p in report.problems:
+            print(f"  problem: {p}")
+    ok = all(r.ok for r in reports)
+    print("verify: OK" if ok else "verify: FAILED")
+    return 0 if ok else 1
 
 
 def cmd_models_convert(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .components import Models, OpenContext, get_kind
 from .config import SearchDefaults
@@ -20,6 +20,9 @@ from .errors import IndexFormatError, InputError
 from .records import Hit, Query, Run, as_queries
 from .retrievers import FusedRetriever
 from .storage.manifest import Manifest, generations, latest_generation, read_manifest
+
+if TYPE_CHECKING:
+    from .shard.index import ShardedIndex
 
 DEFAULTS = SearchDefaults()
 
@@ -95,6 +98,8 @@ class Index:
 
     def __init__(self, path: str | Path, models: Models | None = None, *, auto_refresh: bool = True):
         self.path = Path(path).resolve()
+        if not generations(self.path) and (self.path / "sharded.json").exists():
+            raise IndexFormatError(f"{self.path} is a sharded index: open it with xsearch.open_index")
         latest_generation(self.path)   # clear errors for a missing, foreign or old-format folder
         self.models = models or Models()
         self.translator = None  # set by the caller (or lazily from the manifest) for query translation
@@ -105,7 +110,8 @@ class Index:
         self._current = self._open(read_manifest(self.path))
 
     def _open(self, manifest: Manifest) -> Generation:
-        return Generation(self.path, manifest, self.models, self.query_translator, self._cache)
+        # late-bound, so an owner (a ShardedIndex) can give all its shards one translator
+        return Generation(self.path, manifest, self.models, lambda: self.query_translator(), self._cache)
 
     # ---- generations ------------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -244,20 +250,7 @@ class IndexView:
 
     def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
                offset: int = 0) -> list[Hit]:
-        route = route or self.default_route
-        q = as_queries([Query("q", query, lang)])
-        retriever = self.gen.retriever(route)
-        depth = _check_k(k + offset)
-        parts: dict[str, Run] = {}
-        if isinstance(retriever, FusedRetriever):
-            run, parts = retriever.search_with_components(q, depth)
-        else:
-            run = retriever.search(q, depth)
-        ranked = run.ranked("q", depth)[offset:]
-        docs = self.docstore.get_many([d for d, _ in ranked])
-        return [Hit(doc_id=d, score=s, rank=offset + i + 1, doc=docs.get(d),
-                    route_scores={name: r["q"][d] for name, r in parts.items() if d in r.get("q", {})})
-                for i, (d, s) in enumerate(ranked)]
+        return search_hits(self.gen.retriever(route or self.default_route), self.docstore, query, k, lang, offset)
 
     def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
         return self.docstore.translation(doc_id, lang)
@@ -274,13 +267,37 @@ class IndexView:
         return generated_queries(self.gen._ctx, name, comps[name], doc_id)  # noqa: SLF001
 
 
+def search_hits(retriever: Any, docstore: Any, query: str, k: int, lang: str, offset: int) -> list[Hit]:
+    """One query through `retriever` -> Hits ranked offset+1 .. offset+k with their stored documents and, for a
+    fused route, each part's score."""
+    q = as_queries([Query("q", query, lang)])
+    depth = _check_k(k + offset)
+    parts: dict[str, Run] = {}
+    if isinstance(retriever, FusedRetriever):
+        run, parts = retriever.search_with_components(q, depth)
+    else:
+        run = retriever.search(q, depth)
+    ranked = run.ranked("q", depth)[offset:]
+    docs = docstore.get_many([d for d, _ in ranked])
+    return [Hit(doc_id=d, score=s, rank=offset + i + 1, doc=docs.get(d),
+                route_scores={name: r["q"][d] for name, r in parts.items() if d in r.get("q", {})})
+            for i, (d, s) in enumerate(ranked)]
+
+
 def _check_k(k: int) -> int:
     if not isinstance(k, int) or k < 1 or k > DEFAULTS.max_k:
         raise InputError(f"k must be an integer between 1 and {DEFAULTS.max_k}, got {k!r}")
     return k
 
 
-def open_index(path: str | Path, models: Models | None = None) -> Index:
+def open_index(path: str | Path, models: Models | None = None) -> "Index | ShardedIndex":
+    """The index in folder `path`: an Index, or a ShardedIndex (same interface) for a sharded build."""
+    from .shard.layout import is_sharded
+
+    if is_sharded(path):
+        from .shard.index import ShardedIndex
+
+        return ShardedIndex(path, models)
     return Index(path, models)
 
 
@@ -290,4 +307,4 @@ def build_index(*args: Any, **kwargs: Any) -> Path:
     return _build(*args, **kwargs)
 
 
-__all__ = ["Index", "IndexView", "Generation", "open_index", "build_index"]
+__all__ = ["Index", "IndexView", "Generation", "open_index", "build_index", "search_hits"]

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 from .components import Models
 from .errors import InputError, UnknownDocumentError
 from .records import Doc
+from .shard.layout import is_sharded
 from .stages import as_doc, check_batch
 from .storage.lock import writer_lock
 
@@ -34,6 +35,10 @@ def apply_batch(index_path: str | Path, upserts: Iterable[Doc | Mapping[str, Any
         raise InputError("empty batch: give documents to add or replace, or ids to delete")
     check_batch(docs, dels)
     models = models or Models(dense=encoder_for)
+    if is_sharded(index_path):
+        from .shard.update import apply_sharded
+
+        return apply_sharded(index_path, docs, dels, models=models, log=log, lock_timeout_s=lock_timeout_s)
     with IndexWriter(index_path, models=models, log=log, lock_timeout_s=lock_timeout_s) as writer:
         writer.add(docs)
         writer.delete(dels)
@@ -42,9 +47,13 @@ def apply_batch(index_path: str | Path, upserts: Iterable[Doc | Mapping[str, Any
 
 def compact(index_path: str | Path, *, models: Models | None = None, log: Log | None = None) -> int:
     """Rewrite every component without deleted rows (BM25 statistics then equal a fresh build's); returns the
-    new generation."""
+    new generation (of a sharded index: the sum of its shards')."""
     from .storage.writer import IndexWriter
 
+    if is_sharded(index_path):
+        from .shard.update import compact_sharded
+
+        return compact_sharded(index_path, models=models, log=log)
     with IndexWriter(index_path, models=models, log=log) as writer:
         writer.compact()
         return writer.commit().generation

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -75,10 +76,17 @@ class Models:
     def __init__(self, dense: Callable[[str], Any] | None = None, sparse: Callable[[str], Any] | None = None):
         self._dense, self._sparse = dense, sparse
         self._cache: dict[tuple[str, str], Any] = {}
+        self._loading = threading.RLock()   # threads (shards, server requests) asking at once load a model once
 
     def encoder(self, spec: str):
         """The dense encoder for `spec`, with a query-vector memo (xsearch.qcache)."""
         key = ("d", spec)
+        if key in self._cache:
+            return self._cache[key]
+        with self._loading:
+            return self._load_encoder(key, spec)
+
+    def _load_encoder(self, key: tuple[str, str], spec: str):
         if key not in self._cache:
             from ..qcache import QueryCachingEncoder
 
@@ -93,6 +101,12 @@ class Models:
 
     def sparse(self, spec: str, max_length: int = 256):
         key = ("s", f"{spec}|{max_length}")
+        if key in self._cache:
+            return self._cache[key]
+        with self._loading:
+            return self._load_sparse(key, spec, max_length)
+
+    def _load_sparse(self, key: tuple[str, str], spec: str, max_length: int):
         if key not in self._cache:
             if self._sparse is not None:
                 self._cache[key] = self._sparse(spec)
@@ -143,6 +157,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {}
 _loaded = False
+_load_lock = threading.RLock()
 
 
 def register(kind: Kind) -> Kind:
@@ -153,15 +168,20 @@ def register(kind: Kind) -> Kind:
 
 
 def _load() -> None:
+    """Import every kind once; other threads wait until the registry is complete (searches over shards open
+    their routes from several threads at once)."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-    for ep in metadata.entry_points(group="xsearch.components"):
-        ep.load()
+    with _load_lock:
+        if _loaded:
+            return
+        for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+        for ep in metadata.entry_points(group="xsearch.components"):
+            ep.load()
+        _loaded = True
 
 
 def get_kind(name: str) -> Kind:

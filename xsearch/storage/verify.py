@@ -66,3 +66,26 @@ def verify(path: str | Path) -> VerifyReport:
         return VerifyReport(Path(path), m.generation, m.doc_count, checks, problems)
     finally:
         index.close()
+
+
+def verify_all(path: str | Path) -> list[VerifyReport]:
+    """`verify` of an index, or of every shard of a sharded one (each document must also sit in the shard its id
+    hashes to)."""
+    from ..index import Index
+    from ..shard.layout import is_sharded, read_sharded, shard_of
+
+    if not is_sharded(path):
+        return [verify(path)]
+    top = read_sharded(path)
+    reports = []
+    for i, name in enumerate(top.shards):
+        report = verify(Path(path) / name)
+        index = Index(report.path, auto_refresh=False)
+        try:
+            misplaced = sorted(d for d in index.docstore.ids() if shard_of(d, top.count) != i)
+        finally:
+            index.close()
+        if misplaced:
+            report.problems.append(f"{len(misplaced)} documents belong to another shard: {misplaced[:10]}")
+        reports.append(report)
+    return reports

@@ -212,3 +212,19 @@ def test_the_cli_builds_searches_verifies_and_refuses_ray_without_shards(tmp_pat
     assert main(["verify", str(out)]) == 0 and "verify: OK" in capsys.readouterr().out
     assert main(["index", str(tiny_corpus), str(tmp_path / "x"), "--ray", "local"]) == 2
     assert "--shards" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_shards_held_by_ray_actors_answer_as_local_shards_and_see_writes(local_ray, tmp_path):
+    path = build_sharded(_e5_config(), tmp_path / "idx", _docs(24), shards=2, **QUIET)
+    local, remote = open_index(path), open_index(path, ray="local")
+    for q in QUERIES[:3]:
+        for route in ("bm25", "dense", "hybrid"):
+            assert [(h.doc_id, round(h.score, 4)) for h in remote.search(q, route=route, k=8, lang="fr")] == \
+                [(h.doc_id, round(h.score, 4)) for h in local.search(q, route=route, k=8, lang="fr")]
+    hit = remote.search("chat", route="bm25", k=1, lang="fr")[0]
+    assert hit.doc is not None and hit.doc.doc_id == hit.doc_id and remote.doc_count == 24
+    apply_batch(path, [Doc("new-1", "fr", "ornithorynque", "un ornithorynque nage")])
+    assert remote.search("ornithorynque", route="bm25", k=1, lang="fr")[0].doc_id == "new-1"
+    remote.close()
+    local.close()

@@ -290,14 +290,17 @@ def _check_k(k: int) -> int:
     return k
 
 
-def open_index(path: str | Path, models: Models | None = None) -> "Index | ShardedIndex":
-    """The index in folder `path`: an Index, or a ShardedIndex (same interface) for a sharded build."""
+def open_index(path: str | Path, models: Models | None = None, *, ray: str | None = None) -> "Index | ShardedIndex":
+    """The index in folder `path`: an Index, or a ShardedIndex (same interface) for a sharded build, its shards
+    held in this process or, with `ray` ("local", "auto" or an address), by Ray actors on that cluster."""
     from .shard.layout import is_sharded
 
     if is_sharded(path):
         from .shard.index import ShardedIndex
 
-        return ShardedIndex(path, models)
+        return ShardedIndex(path, models, ray=ray)
+    if ray is not None:
+        raise InputError(f"{path} is not sharded: only a sharded index (xsearch index --shards N) is served on Ray")
     return Index(path, models)
 
 

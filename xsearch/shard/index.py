@@ -18,9 +18,10 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..components import Models
 from ..errors import InputError
-from ..index import DEFAULTS, Index, IndexView, _check_k, search_hits
+from ..index import DEFAULTS, Index, _check_k, search_hits
 from ..records import Doc, Hit, Query, Run, as_queries
 from ..retrievers import FusedRetriever
+from ..storage.manifest import RouteEntry
 from .layout import SHARDED_MANIFEST, read_sharded, shard_of
 
 
@@ -139,7 +140,7 @@ def merged_manifest(path: Path, top: Any, manifests: Sequence[Mapping[str, Any]]
 class ShardedView:
     """Every shard pinned at its newest generation, for one request (as xsearch.index.IndexView)."""
 
-    def __init__(self, index: "ShardedIndex", views: Sequence[IndexView]):
+    def __init__(self, index: "ShardedIndex", views: Sequence[Any]):
         self.index, self.views = index, list(views)
         self.path = index.path
         self.manifest = merged_manifest(index.path, index.top, [v.manifest for v in views])
@@ -173,8 +174,11 @@ class ShardedIndex:
     """A sharded index folder, searched as one index (the interface of xsearch.index.Index)."""
 
     def __init__(self, path: str | Path, models: Models | None = None, *, auto_refresh: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, ray: str | None = None):
+        """`ray`: hold each shard in a Ray actor on that cluster ("local", "auto" or an address) instead of in
+        this process (xsearch.shard.remote)."""
         self.path = Path(path).resolve()
+        self.ray = ray
         self.models = models or Models()
         self.translator = None
         self.auto_refresh = auto_refresh
@@ -189,7 +193,11 @@ class ShardedIndex:
         st = (self.path / SHARDED_MANIFEST).stat()
         return st.st_ino, st.st_mtime_ns
 
-    def _open_shards(self) -> list[Index]:
+    def _open_shards(self) -> list[Any]:
+        if self.ray is not None:
+            from .remote import open_remote_shards
+
+            return open_remote_shards(self.path, self.top.shards, self.ray)
         shards = [Index(self.path / name, self.models, auto_refresh=self.auto_refresh) for name in self.top.shards]
         for s in shards:
             s.query_translator = self.query_translator   # type: ignore[method-assign]  # one translator for all
@@ -204,13 +212,13 @@ class ShardedIndex:
             self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
         return self.translator
 
-    def route_specs(self, shards: Sequence[Any]) -> dict[str, Any]:
-        routes: dict[str, Any] = {}
+    def route_specs(self, shards: Sequence[Any]) -> dict[str, RouteEntry]:
+        """The routes of the collection: every route any shard has (a shard may lack a language's route)."""
+        raw: dict[str, Any] = {}
         for s in shards:
-            gen = s.gen if isinstance(s, IndexView) else s._current   # noqa: SLF001
-            for name, spec in gen.manifest_model.routes.items():
-                routes.setdefault(name, spec)
-        return routes
+            for name, spec in s.manifest["routes"].items():
+                raw.setdefault(name, spec)
+        return {name: RouteEntry.model_validate(spec) for name, spec in raw.items()}
 
     # ---- generations ------------------------------------------------------------------------------------
     def refresh(self) -> bool:

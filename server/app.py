@@ -3,7 +3,8 @@
 Thin on purpose: every route calls the library (Index.search, the doc store, xsearch.update.apply_batch through
 LiveIndex). Reads are open unless settings.read_auth; writes need the X-API-Key header. Bad input gets a 4xx
 with a message saying what was wrong (400 for semantic errors, 404 for unknown ids, 422 for values outside
-their declared schema, 413 for oversized bodies); never a 500.
+their declared schema, 413 for oversized bodies, 503 when a backend or the index fails: server/errors.py maps
+every library error class); never a 500, never a server path or a stack in a message.
 """
 import copy
 from collections import Counter
@@ -22,12 +23,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field, StringConstraints, create_model
 
 import xsearch
-from xsearch.errors import IndexFormatError, InputError, MissingBackendError
+from xsearch.errors import XsearchError
 from xsearch.index import Index
 from xsearch.records import Doc, Hit
-from xsearch.update import UnknownDocumentError
 
 from .auth import KeyBeforeBody, refusal
+from .errors import answer
 from .highlight import highlight, query_terms, snippet
 from .models import (BatchResult, DocBatch, DocIn, DocOut, Error, Health, IndexInfo, IndexList, IndexRef, RouteInfo,
                      SearchHit, SearchResponse, Translation)
@@ -117,6 +118,10 @@ def _message(error: dict) -> str:
             return "a document id may not hold control characters nor start or end with a space"
         if loc[-1:] == ("lang",):
             return "lang must be a lower-case ISO 639 code such as 'en' or 'fr' (pattern ^[a-z]{2,3}$)"
+    if kind == "string_unicode":
+        where = "an id to delete" if loc[-2:-1] == ("delete",) else ".".join(map(str, loc[1:])) or "a string"
+        return (f"{where} is not valid Unicode: the JSON holds a lone surrogate escape (\\ud800-\\udfff) "
+                "or invalid UTF-8")
     msg = str(_safe(error.get("msg", "")))
     return msg.removeprefix("Value error, ")
 
@@ -244,21 +249,12 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
                    **({"input": _safe(e["input"])} if "input" in e else {})} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(UnknownDocumentError)
-    async def _unknown_doc(_request: Request, exc: UnknownDocumentError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(InputError)
-    async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(MissingBackendError)
-    async def _missing_backend(_request: Request, exc: MissingBackendError) -> JSONResponse:
-        return JSONResponse({"detail": f"this server lacks a backend: {exc}"}, status_code=503)
-
-    @app.exception_handler(IndexFormatError)
-    async def _bad_index(_request: Request, exc: IndexFormatError) -> JSONResponse:
-        return JSONResponse({"detail": f"the index cannot be read: {exc}"}, status_code=503)
+    @app.exception_handler(XsearchError)
+    async def _library_error(request: Request, exc: XsearchError) -> JSONResponse:
+        status, message, headers = answer(exc, request, live.path)
+        if status >= 500:
+            log.warning("%s -> %d: %s", request.url.path, status, exc)
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
     # ---- pages ------------------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -278,7 +274,7 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
     def indexes() -> IndexList:
         index = live.index
         m = index.manifest
-        routes = [RouteInfo(name=name, about=spec.get("about", ""), fused="fuse" in spec,
+        routes = [RouteInfo(name=name, about=spec.get("about", ""), fused=bool(spec.get("fuse")),
                             query_translation=bool(spec.get("query_translation")))
                   for name, spec in m["routes"].items()]
         ref = _index_ref(index)

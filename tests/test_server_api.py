@@ -258,7 +258,7 @@ def test_add_replace_delete_through_the_api(writable):
     (json.dumps({"docs": [{"id": "a", "lang": "fr", "title": "t"}] * 2}).encode(), 409, "more than once"),
     (json.dumps({"docs": [{"id": " a", "lang": "fr", "title": "t"}]}).encode(), 422, "start or end with a space"),
     (json.dumps({"docs": [{"id": "a\nb", "lang": "fr", "title": "t"}]}).encode(), 422, "control characters"),
-    (b'{"docs": [{"id": "a", "lang": "fr", "title": "\\ud800"}]}', 422, "unicode string"),
+    (b'{"docs": [{"id": "a", "lang": "fr", "title": "\\ud800"}]}', 422, "not valid Unicode"),
     (b'{"docs": [{"id": "a", "lang": "fr", "title": "t", "fields": {"x": NaN}}]}', 422, "finite"),
     (json.dumps({"docs": [{"id": "a", "lang": "fr", "title": "t", "fields": {"x": {"y": 1}}}]}).encode(), 422,
      "fields"),

@@ -37,7 +37,7 @@ from .state import LiveIndex
 
 STATIC = Path(__file__).parent / "static"
 FieldFilter = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^\s*[^:\s][^:]*:\s*\S")]
-SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field"}
+SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field", "facets"}
 MAX_FIELD_FILTERS = 10
 log = logging.getLogger("xsearch.server")
 
@@ -156,23 +156,6 @@ def _parse_filters(year: Optional[int], venue: Optional[str], field: list[str]) 
             raise HTTPException(400, f"field filter {item!r} must look like name:value (e.g. field=venue:taln)")
         filters.setdefault(name.strip(), []).append(value.strip())
     return filters
-
-
-def _norm(value: Any) -> str:
-    return str(value).strip().casefold()
-
-
-def _matches(doc: Optional[Doc], filters: dict[str, list[str]]) -> bool:
-    """Every filtered field must hold one of its wanted values (a list field: any of its items)."""
-    if doc is None:
-        return False
-    for name, wanted in filters.items():
-        value = doc.fields.get(name)
-        values = value if isinstance(value, list) else [value]
-        have = {_norm(v) for v in values if v is not None}
-        if not have.intersection(_norm(w) for w in wanted):
-            return False
-    return True
 
 
 def _translation(tr: Optional[tuple[str, str]], lang: Optional[str], terms: list[str]) -> Optional[Translation]:
@@ -301,6 +284,8 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         field: Annotated[Optional[list[FieldFilter]], Query(max_length=MAX_FIELD_FILTERS,
                                                             description="other stored-field filters, name:value "
                                                                         "(repeat for several)")] = None,
+        facets: Annotated[bool, Query(description="count the index's facet fields (year, venue...) over the "
+                                                  f"top {settings.filter_depth} candidates")] = True,
     ) -> SearchResponse:
         unknown = sorted(set(request.query_params) - SEARCH_PARAMS)
         if unknown:
@@ -315,17 +300,9 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         t0 = time.perf_counter()
         with live.reading() as index:
             route_name = route.value if route is not None else index.default_route
-            if filters:
-                depth = min(SEARCH.max_k, max(settings.filter_depth, offset + k + 1))
-                found = index.search(text, route=route_name, k=depth, lang=lang)
-                candidates = len(found)
-                kept = [h for h in found if _matches(h.doc, filters)]
-                page, has_more = kept[offset:offset + k], len(kept) > offset + k
-            else:
-                found = index.search(text, route=route_name, k=min(k + 1, SEARCH.max_k - offset), lang=lang,
-                                     offset=offset)
-                candidates = offset + len(found)
-                page, has_more = found[:k], len(found) > k
+            found = index.page(text, route=route_name, k=k, lang=lang, offset=offset, filters=filters,
+                               facets=facets, filter_depth=settings.filter_depth)
+            page, has_more = found.hits, found.more
             ref = _index_ref(index)
             tr_lang = ref.translation_lang
             trs = index.docstore.translations([h.doc_id for h in page], tr_lang) if tr_lang else {}
@@ -334,7 +311,8 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         hits = [_hit(h, offset + i + 1, trs.get(h.doc_id), tr_lang, terms, terms + terms_translated)
                 for i, h in enumerate(page)]
         return SearchResponse(
-            query=text, route=route_name, lang=lang, k=k, offset=offset, filters=filters, candidates=candidates,
+            query=text, route=route_name, lang=lang, k=k, offset=offset, filters=filters,
+            candidates=found.candidates, matched=found.matched, facets=found.facets,
             hits=hits, has_more=has_more, prev_offset=max(0, offset - k) if offset > 0 else None,
             next_offset=offset + k if has_more and offset + 2 * k <= SEARCH.max_k else None,
             took_ms=round((time.perf_counter() - t0) * 1000, 2), index=ref)

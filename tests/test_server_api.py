@@ -133,6 +133,9 @@ def test_filters_on_stored_fields(client):
     r = client.get("/search", params={**base, "venue": "taln", "k": 1, "offset": 1}).json()
     assert len(r["hits"]) == 1 and r["hits"][0]["rank"] == 2 and r["has_more"] and r["candidates"] == 5
     assert r["filters"] == {"venue": ["taln"]}
+    assert r["matched"] == 3 and r["facets"]["venue"] == {"taln": 3} and sum(r["facets"]["year"].values()) == 3
+    r = client.get("/search", params={**base, "facets": "false"}).json()
+    assert r["facets"] == {} and r["candidates"] == 5 and r["matched"] == 5
 
 
 def test_get_doc(client):

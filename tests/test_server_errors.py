@@ -43,7 +43,7 @@ def test_every_error_class_is_a_4xx_or_503_without_paths(served, monkeypatch, cl
             raise cls(["x9"])
         raise cls(f"{path}/components/bm25-fr/snap-1 and /usr/share/apertium/modes/fr-es.mode are broken")
 
-    monkeypatch.setattr(IndexView, "search", fail)
+    monkeypatch.setattr(IndexView, "page", fail)
     r = c.get("/search", params={"q": "chats", "route": "bm25", "lang": "fr"})
     assert r.status_code == status, r.text
     detail = r.json()["detail"]

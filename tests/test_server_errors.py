@@ -104,3 +104,28 @@ def test_java_exceptions_become_typed_errors(tmp_path):
     with pytest.raises(BackendError, match=r"^BM25 search for 'chat' failed in Lucene \(\w+: ") as caught:
         lucene.search_texts(["chat"], ["q"], 5)
     assert "\n" not in str(caught.value) and "anserini" not in str(caught.value)
+
+
+def test_highlighting_is_one_pass_whatever_the_number_of_terms():
+    import time
+
+    from server.highlight import _key, highlight, query_terms, snippet
+
+    words = [f"mot{i % 997}x" for i in range(20_000)] + ["automatiquement", "traductions", "chat"]
+    text = " ".join(words)
+    few = query_terms("automatique chat")
+    many = few + [f"terme{i}" for i in range(2_000)]   # 1000 x more terms than `few`
+    expected = {w for w in words if (k := _key(w)) and any(k[1] == s or (len(s) >= 5 and k[0].startswith(s))
+                                                          for s in few)}   # the rule, as words x terms
+    marked = set(__import__("re").findall(r"<mark>(\w+)</mark>", highlight(text, many)))
+    assert marked == expected == {"automatiquement", "chat"}
+
+    def best(stems: list[str]) -> float:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            snippet(text, stems)
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    assert best(many) < 3 * best(few) + 0.02   # words x terms would be about 1000 x slower

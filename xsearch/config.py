@@ -140,3 +140,6 @@ class SearchDefaults(_Strict):
     filter_depth: int = Field(300, ge=1, le=1000)
     facets: tuple[str, ...] = ("year", "venue")   # counted when the recipe names none (config.IndexConfig.facets)
     facet_values: int = Field(10, ge=1, description="most values shown per facet (the most frequent)")
+    # query translations kept (least recently used dropped beyond): every distinct query of a QT route used to add a
+    # row to translations.sqlite forever; document translations are never dropped
+    query_translation_cache_rows: int = Field(100_000, ge=1)

@@ -190,7 +190,8 @@ class Index:
             from .translate import make_translator
 
             spec = (self.manifest.get("translation") or {}).get("translator") or "apertium"
-            self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
+            self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite",
+                                              query_cap=DEFAULTS.query_translation_cache_rows)
         return self.translator
 
     # ---- search -------------------------------------------------------------------------------------------

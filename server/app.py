@@ -10,6 +10,7 @@ import copy
 from collections import Counter
 import logging
 import math
+import os
 import time
 from enum import Enum
 from pathlib import Path
@@ -24,7 +25,7 @@ from pydantic import Field, StringConstraints, create_model
 
 import xsearch
 from xsearch.errors import XsearchError
-from xsearch.index import Index
+from xsearch.index import Index, IndexView
 from xsearch.records import Doc, Hit
 
 from .auth import KeyBeforeBody, refusal
@@ -135,7 +136,7 @@ def _public_manifest(manifest: dict) -> dict:
     return out
 
 
-def _index_ref(index: Index) -> IndexRef:
+def _index_ref(index: Index | IndexView) -> IndexRef:
     m = index.manifest
     return IndexRef(name=m.get("name", index.path.name), doc_count=int(m["doc_count"]),
                     generation=int(m.get("generation", 0)),
@@ -249,13 +250,18 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
     # ---- reads ------------------------------------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        ref = _index_ref(live.index)
-        return Health(status="ok", index=ref.name, doc_count=ref.doc_count, generation=ref.generation)
+        with live.reading() as index:   # refreshes: another worker's or process's commit shows here too
+            ref = _index_ref(index)
+        return Health(status="ok", index=ref.name, doc_count=ref.doc_count, generation=ref.generation,
+                      worker=os.getpid())
 
     @app.get("/indexes", response_model=IndexList, dependencies=reads, responses=_errors(*read_errors),
              tags=["service"])
     def indexes() -> IndexList:
-        index = live.index
+        with live.reading() as index:
+            return _index_list(index)
+
+    def _index_list(index: IndexView) -> IndexList:
         m = index.manifest
         routes = [RouteInfo(name=name, about=spec.get("about", ""), fused=bool(spec.get("fuse")),
                             query_translation=bool(spec.get("query_translation")))

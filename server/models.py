@@ -119,6 +119,7 @@ class Health(BaseModel):
     index: str
     doc_count: int
     generation: int
+    worker: int = Field(description="process id of the worker that answered (xsearch serve --workers N)")
 
 
 _HAS_CONTENT = {"anyOf": [{"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},

@@ -1,10 +1,12 @@
-"""`xsearch serve --workers 2`: two uvicorn worker processes over one index; a write through either is seen by the
-searches of both on their next request (each Index refreshes to the newest generation before a search)."""
+"""Concurrency of the server: a search while a write is being committed is answered at once from the old
+generation; `xsearch serve --workers 2`: a write through either worker is seen by the searches of both on their
+next request (each Index refreshes to the newest generation before a search)."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +18,47 @@ pytest.importorskip("fastapi")
 from server_helpers import API_KEY, build_template, copy_index, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_search_during_a_write_is_not_blocked(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+    from xsearch.storage.writer import IndexWriter
+
+    path = copy_index(build_template(tmp_path / "t", dense=False, translate=False), tmp_path / "tiny")
+    inside, release = threading.Event(), threading.Event()
+    real = IndexWriter._commit_components
+
+    def held(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - the write stops mid-commit
+        inside.set()
+        assert release.wait(60)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexWriter, "_commit_components", held)
+    params = {"q": "ornithorynque chats", "route": "bm25", "lang": "fr"}
+    done: list = []
+    with TestClient(create_app(ServerSettings(index=path, api_key=API_KEY))) as c:
+        assert c.get("/search", params=params).status_code == 200   # routes open before the write
+        doc = {"id": "w1", "lang": "fr", "title": "Les ornithorynques", "text": "Un ornithorynque nage."}
+        writer = threading.Thread(target=lambda: done.append(
+            c.post("/docs", json={"docs": [doc]}, headers={"X-API-Key": API_KEY})))
+        writer.start()
+        try:
+            assert inside.wait(60), "the write did not start"
+            t0 = time.perf_counter()
+            during = c.get("/search", params=params).json()
+            took = time.perf_counter() - t0
+            pending = not done   # the write was still held when the search came back
+        finally:
+            release.set()
+            writer.join(60)
+        assert [h["id"] for h in during["hits"]] == ["d3"] and during["index"]["generation"] == 1
+        assert pending and took < 5, took
+        assert done and done[0].status_code == 200, done
+        after = c.get("/search", params=params).json()
+        assert after["index"]["generation"] == 2 and "w1" in [h["id"] for h in after["hits"]]
 
 
 def test_a_write_through_one_worker_is_seen_by_every_worker(tmp_path):

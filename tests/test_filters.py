@@ -49,6 +49,7 @@ def test_search_filters_and_facets_over_bounded_candidates(index):
         assert (plain.candidates, plain.facets, plain.more) == (3, {}, True)   # the page and one more
         assert view.facet_fields() == ["year", "venue"]
         assert view.docstore.fields_many(["d1", "nope"], ["venue", "absent"]) == {"d1": {"venue": "taln"}}
+        assert view.docstore.fields_many(["d1"], ['a"b', "year"]) == {"d1": {"year": 2010}}
     run = index.run({"q1": "traduction", "q2": "chats"}, route="bm25", k=5, lang="fr", filters={"venue": "recital"})
     assert sorted(run["q1"]) == ["d5"] and sorted(run["q2"]) == ["d3"]
 

@@ -14,7 +14,7 @@ import os
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -119,6 +119,10 @@ def _message(error: dict) -> str:
             return "a document id may not hold control characters nor start or end with a space"
         if loc[-1:] == ("lang",):
             return "lang must be a lower-case ISO 639 code such as 'en' or 'fr' (pattern ^[a-z]{2,3}$)"
+    if kind == "literal_error" and loc[-1:] == ("lang",):
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return (f"this index takes documents in {expected} (the languages with a Lucene analyzer), got "
+                f"{_safe(error.get('input'))!r}")
     if kind == "string_unicode":
         where = "an id to delete" if loc[-2:-1] == ("delete",) else ".".join(map(str, loc[1:])) or "a string"
         return (f"{where} is not valid Unicode: the JSON holds a lone surrogate escape (\\ud800-\\udfff) "
@@ -188,6 +192,19 @@ def _translated_query_terms(index: Index, route: str, text: str, lang: str) -> l
         return []
 
 
+def _doc_model(manifest: dict) -> type[DocIn]:
+    """DocIn whose `lang` lists the languages an index with BM25 can take (those it holds, and those with a Lucene
+    analyzer), so the schema says it; the writer still checks translation routes (a 400 naming what is missing)."""
+    from xsearch.lucene import ANALYZER_LANGS
+
+    if not any(c.get("kind") == "bm25" for c in manifest.get("components", {}).values()):
+        return DocIn
+    langs = tuple(sorted(set(ANALYZER_LANGS) | set(manifest.get("languages") or {})))
+    return create_model("DocIn", __base__=DocIn, __doc__=DocIn.__doc__,
+                        lang=(Literal[langs], Field(description="ISO 639 language code of title and text: one this "
+                                                                "index has an analyzer for")))
+
+
 def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[LiveIndex] = None) -> FastAPI:
     """The FastAPI app serving `settings.index` (settings default to the XSEARCH_* environment)."""
     settings = settings or ServerSettings.from_env()
@@ -196,9 +213,10 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
     route_enum = Enum("RouteName", {r: r for r in first.routes}, type=str)  # type: ignore[misc]
     default_k = min(SEARCH.k, settings.max_k)
     max_offset = SEARCH.max_k - settings.max_k  # so that offset + k never passes the library's max_k
-    # the batch model with this server's batch size in its schema
+    # the batch model with this server's batch size, and the languages this index can take, in its schema
+    doc_model = _doc_model(first.manifest)
     batch_model = create_model("DocBatch", __base__=DocBatch, __doc__=DocBatch.__doc__,
-                               docs=(list[DocIn], Field(default_factory=list, max_length=settings.max_batch_docs,
+                               docs=(list[doc_model], Field(default_factory=list, max_length=settings.max_batch_docs,
                                                         description="documents to add, or replace when the id "
                                                                     f"exists (at most {settings.max_batch_docs})")))
 
@@ -297,6 +315,14 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         if unknown:
             raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; "
                                      f"known: {', '.join(sorted(SEARCH_PARAMS))}")
+        twice = sorted(n for n, c in Counter(k for k, _ in request.query_params.multi_items()).items()
+                       if c > 1 and n != "field")
+        if twice:
+            raise HTTPException(400, f"query parameter(s) {', '.join(twice)} given more than once (only field= "
+                                     "repeats)")
+        raw_year = request.query_params.get("year")
+        if raw_year is not None and not raw_year.strip().isdigit():
+            raise HTTPException(400, f"year must be a whole number such as 2005, got {_safe(raw_year)!r}")
         text = q.strip()
         if not text:
             raise HTTPException(400, "the query is empty")

@@ -62,3 +62,18 @@ def test_the_api_answers_400_and_takes_a_language_the_routes_can_take(template, 
         assert c.get("/indexes").json()["indexes"][0]["languages"] == {"en": 1, "fr": 5}
         hits = c.get("/search", params={"q": "beavers", "route": "bm25-qt", "lang": "en"}).json()["hits"]
         assert [h["id"] for h in hits] == ["e1"]
+
+
+def test_the_schema_lists_the_languages_the_index_takes(template, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    path = copy_index(template, tmp_path / "tiny")
+    with TestClient(create_app(ServerSettings(index=path, api_key=API_KEY))) as c:
+        lang = c.get("/openapi.json").json()["components"]["schemas"]["DocIn"]["properties"]["lang"]
+        assert {"fr", "en", "de"} <= set(lang["enum"]) and "eo" not in lang["enum"]
+        r = c.post("/docs", json={"docs": [{"id": "o1", "lang": "eo", "title": "La kato"}]},
+                   headers={"X-API-Key": API_KEY})
+        assert r.status_code == 422 and "this index takes documents in 'ar', " in r.text and "got 'eo'" in r.text

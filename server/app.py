@@ -3,16 +3,18 @@
 Thin on purpose: every route calls the library (Index.search, the doc store, xsearch.update.apply_batch through
 LiveIndex). Reads are open unless settings.read_auth; writes need the X-API-Key header. Bad input gets a 4xx
 with a message saying what was wrong (400 for semantic errors, 404 for unknown ids, 422 for values outside
-their declared schema, 413 for oversized bodies); never a 500.
+their declared schema, 413 for oversized bodies, 503 when a backend or the index fails: server/errors.py maps
+every library error class); never a 500, never a server path or a stack in a message.
 """
 import copy
 from collections import Counter
 import logging
 import math
+import os
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +24,12 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import Field, StringConstraints, create_model
 
 import xsearch
-from xsearch.errors import IndexFormatError, InputError, MissingBackendError
-from xsearch.index import Index
+from xsearch.errors import XsearchError
+from xsearch.index import Index, IndexView
 from xsearch.records import Doc, Hit
-from xsearch.update import UnknownDocumentError
 
 from .auth import KeyBeforeBody, refusal
+from .errors import answer
 from .highlight import highlight, query_terms, snippet
 from .models import (BatchResult, DocBatch, DocIn, DocOut, Error, Health, IndexInfo, IndexList, IndexRef, RouteInfo,
                      SearchHit, SearchResponse, Translation)
@@ -36,7 +38,7 @@ from .state import LiveIndex
 
 STATIC = Path(__file__).parent / "static"
 FieldFilter = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^\s*[^:\s][^:]*:\s*\S")]
-SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field"}
+SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field", "facets"}
 MAX_FIELD_FILTERS = 10
 log = logging.getLogger("xsearch.server")
 
@@ -117,6 +119,14 @@ def _message(error: dict) -> str:
             return "a document id may not hold control characters nor start or end with a space"
         if loc[-1:] == ("lang",):
             return "lang must be a lower-case ISO 639 code such as 'en' or 'fr' (pattern ^[a-z]{2,3}$)"
+    if kind == "literal_error" and loc[-1:] == ("lang",):
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return (f"this index takes documents in {expected} (the languages with a Lucene analyzer), got "
+                f"{_safe(error.get('input'))!r}")
+    if kind == "string_unicode":
+        where = "an id to delete" if loc[-2:-1] == ("delete",) else ".".join(map(str, loc[1:])) or "a string"
+        return (f"{where} is not valid Unicode: the JSON holds a lone surrogate escape (\\ud800-\\udfff) "
+                "or invalid UTF-8")
     msg = str(_safe(error.get("msg", "")))
     return msg.removeprefix("Value error, ")
 
@@ -130,7 +140,7 @@ def _public_manifest(manifest: dict) -> dict:
     return out
 
 
-def _index_ref(index: Index) -> IndexRef:
+def _index_ref(index: Index | IndexView) -> IndexRef:
     m = index.manifest
     return IndexRef(name=m.get("name", index.path.name), doc_count=int(m["doc_count"]),
                     generation=int(m.get("generation", 0)),
@@ -151,23 +161,6 @@ def _parse_filters(year: Optional[int], venue: Optional[str], field: list[str]) 
             raise HTTPException(400, f"field filter {item!r} must look like name:value (e.g. field=venue:taln)")
         filters.setdefault(name.strip(), []).append(value.strip())
     return filters
-
-
-def _norm(value: Any) -> str:
-    return str(value).strip().casefold()
-
-
-def _matches(doc: Optional[Doc], filters: dict[str, list[str]]) -> bool:
-    """Every filtered field must hold one of its wanted values (a list field: any of its items)."""
-    if doc is None:
-        return False
-    for name, wanted in filters.items():
-        value = doc.fields.get(name)
-        values = value if isinstance(value, list) else [value]
-        have = {_norm(v) for v in values if v is not None}
-        if not have.intersection(_norm(w) for w in wanted):
-            return False
-    return True
 
 
 def _translation(tr: Optional[tuple[str, str]], lang: Optional[str], terms: list[str]) -> Optional[Translation]:
@@ -199,17 +192,31 @@ def _translated_query_terms(index: Index, route: str, text: str, lang: str) -> l
         return []
 
 
+def _doc_model(manifest: dict) -> type[DocIn]:
+    """DocIn whose `lang` lists the languages an index with BM25 can take (those it holds, and those with a Lucene
+    analyzer), so the schema says it; the writer still checks translation routes (a 400 naming what is missing)."""
+    from xsearch.lucene import ANALYZER_LANGS
+
+    if not any(c.get("kind") == "bm25" for c in manifest.get("components", {}).values()):
+        return DocIn
+    langs = tuple(sorted(set(ANALYZER_LANGS) | set(manifest.get("languages") or {})))
+    return create_model("DocIn", __base__=DocIn, __doc__=DocIn.__doc__,
+                        lang=(Literal[langs], Field(description="ISO 639 language code of title and text: one this "
+                                                                "index has an analyzer for")))
+
+
 def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[LiveIndex] = None) -> FastAPI:
     """The FastAPI app serving `settings.index` (settings default to the XSEARCH_* environment)."""
     settings = settings or ServerSettings.from_env()
-    live = live or LiveIndex(settings.index, warm=settings.warm)
+    live = live or LiveIndex(settings.index, warm=settings.warm, ray=settings.ray)
     first = live.index
     route_enum = Enum("RouteName", {r: r for r in first.routes}, type=str)  # type: ignore[misc]
     default_k = min(SEARCH.k, settings.max_k)
     max_offset = SEARCH.max_k - settings.max_k  # so that offset + k never passes the library's max_k
-    # the batch model with this server's batch size in its schema
+    # the batch model with this server's batch size, and the languages this index can take, in its schema
+    doc_model = _doc_model(first.manifest)
     batch_model = create_model("DocBatch", __base__=DocBatch, __doc__=DocBatch.__doc__,
-                               docs=(list[DocIn], Field(default_factory=list, max_length=settings.max_batch_docs,
+                               docs=(list[doc_model], Field(default_factory=list, max_length=settings.max_batch_docs,
                                                         description="documents to add, or replace when the id "
                                                                     f"exists (at most {settings.max_batch_docs})")))
 
@@ -244,21 +251,12 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
                    **({"input": _safe(e["input"])} if "input" in e else {})} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.exception_handler(UnknownDocumentError)
-    async def _unknown_doc(_request: Request, exc: UnknownDocumentError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(InputError)
-    async def _input_error(_request: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(MissingBackendError)
-    async def _missing_backend(_request: Request, exc: MissingBackendError) -> JSONResponse:
-        return JSONResponse({"detail": f"this server lacks a backend: {exc}"}, status_code=503)
-
-    @app.exception_handler(IndexFormatError)
-    async def _bad_index(_request: Request, exc: IndexFormatError) -> JSONResponse:
-        return JSONResponse({"detail": f"the index cannot be read: {exc}"}, status_code=503)
+    @app.exception_handler(XsearchError)
+    async def _library_error(request: Request, exc: XsearchError) -> JSONResponse:
+        status, message, headers = answer(exc, request, live.path)
+        if status >= 500:
+            log.warning("%s -> %d: %s", request.url.path, status, exc)
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
     # ---- pages ------------------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -270,15 +268,20 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
     # ---- reads ------------------------------------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
-        ref = _index_ref(live.index)
-        return Health(status="ok", index=ref.name, doc_count=ref.doc_count, generation=ref.generation)
+        with live.reading() as index:   # refreshes: another worker's or process's commit shows here too
+            ref = _index_ref(index)
+        return Health(status="ok", index=ref.name, doc_count=ref.doc_count, generation=ref.generation,
+                      worker=os.getpid())
 
     @app.get("/indexes", response_model=IndexList, dependencies=reads, responses=_errors(*read_errors),
              tags=["service"])
     def indexes() -> IndexList:
-        index = live.index
+        with live.reading() as index:
+            return _index_list(index)
+
+    def _index_list(index: IndexView) -> IndexList:
         m = index.manifest
-        routes = [RouteInfo(name=name, about=spec.get("about", ""), fused="fuse" in spec,
+        routes = [RouteInfo(name=name, about=spec.get("about", ""), fused=bool(spec.get("fuse")),
                             query_translation=bool(spec.get("query_translation")))
                   for name, spec in m["routes"].items()]
         ref = _index_ref(index)
@@ -305,11 +308,21 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         field: Annotated[Optional[list[FieldFilter]], Query(max_length=MAX_FIELD_FILTERS,
                                                             description="other stored-field filters, name:value "
                                                                         "(repeat for several)")] = None,
+        facets: Annotated[bool, Query(description="count the index's facet fields (year, venue...) over the "
+                                                  f"top {settings.filter_depth} candidates")] = True,
     ) -> SearchResponse:
         unknown = sorted(set(request.query_params) - SEARCH_PARAMS)
         if unknown:
             raise HTTPException(400, f"unknown query parameter(s) {', '.join(unknown)}; "
                                      f"known: {', '.join(sorted(SEARCH_PARAMS))}")
+        twice = sorted(n for n, c in Counter(k for k, _ in request.query_params.multi_items()).items()
+                       if c > 1 and n != "field")
+        if twice:
+            raise HTTPException(400, f"query parameter(s) {', '.join(twice)} given more than once (only field= "
+                                     "repeats)")
+        raw_year = request.query_params.get("year")
+        if raw_year is not None and not raw_year.strip().isdigit():
+            raise HTTPException(400, f"year must be a whole number such as 2005, got {_safe(raw_year)!r}")
         text = q.strip()
         if not text:
             raise HTTPException(400, "the query is empty")
@@ -319,17 +332,9 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         t0 = time.perf_counter()
         with live.reading() as index:
             route_name = route.value if route is not None else index.default_route
-            if filters:
-                depth = min(SEARCH.max_k, max(settings.filter_depth, offset + k + 1))
-                found = index.search(text, route=route_name, k=depth, lang=lang)
-                candidates = len(found)
-                kept = [h for h in found if _matches(h.doc, filters)]
-                page, has_more = kept[offset:offset + k], len(kept) > offset + k
-            else:
-                found = index.search(text, route=route_name, k=min(k + 1, SEARCH.max_k - offset), lang=lang,
-                                     offset=offset)
-                candidates = offset + len(found)
-                page, has_more = found[:k], len(found) > k
+            found = index.page(text, route=route_name, k=k, lang=lang, offset=offset, filters=filters,
+                               facets=facets, filter_depth=settings.filter_depth)
+            page, has_more = found.hits, found.more
             ref = _index_ref(index)
             tr_lang = ref.translation_lang
             trs = index.docstore.translations([h.doc_id for h in page], tr_lang) if tr_lang else {}
@@ -338,7 +343,8 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         hits = [_hit(h, offset + i + 1, trs.get(h.doc_id), tr_lang, terms, terms + terms_translated)
                 for i, h in enumerate(page)]
         return SearchResponse(
-            query=text, route=route_name, lang=lang, k=k, offset=offset, filters=filters, candidates=candidates,
+            query=text, route=route_name, lang=lang, k=k, offset=offset, filters=filters,
+            candidates=found.candidates, matched=found.matched, facets=found.facets,
             hits=hits, has_more=has_more, prev_offset=max(0, offset - k) if offset > 0 else None,
             next_offset=offset + k if has_more and offset + 2 * k <= SEARCH.max_k else None,
             took_ms=round((time.perf_counter() - t0) * 1000, 2), index=ref)

@@ -23,6 +23,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-auth", action="store_true", default=None, help="require the API key for reads too")
     p.add_argument("--warm", action="store_true", default=None,
                    help="open every route and load its models before accepting requests")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (uvicorn), each with its own copy of the models; a write through any "
+                        "of them is seen by every worker's next search (default 1)")
+    p.add_argument("--ray", default=None, metavar="local|auto|ADDRESS",
+                   help="a sharded index only: hold each shard in a Ray actor on that cluster (the `ray` extra), "
+                        "so the cluster's memory, not this machine's, bounds the index")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -38,19 +44,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = ServerSettings.from_env(index=args.index, max_k=args.max_k, read_auth=args.read_auth,
-                                           warm=args.warm)
+                                           warm=args.warm, ray=args.ray)
     except ValidationError as exc:
         print(f"xsearch serve: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print(f"xsearch serve: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return 2
     import uvicorn
 
-    from .app import create_app
+    print(f"serving {settings.index} on http://{args.host}:{args.port}/ with {args.workers} worker(s) (API at "
+          f"/api/docs; writes {'need X-API-Key' if settings.api_key else 'disabled: no XSEARCH_API_KEY'})",
+          file=sys.stderr)
+    if args.workers == 1:
+        from .app import create_app
 
-    app = create_app(settings)
-    print(f"serving {settings.index} on http://{args.host}:{args.port}/ (API at /api/docs; writes "
-          f"{'need X-API-Key' if settings.api_key else 'disabled: no XSEARCH_API_KEY'})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        return 0
+    # each worker process builds its own app from the environment (the key is there already, never on argv)
+    os.environ.update(settings_env(settings))
+    uvicorn.run("server.app:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level,
+                workers=args.workers)
     return 0
+
+
+def settings_env(settings) -> dict[str, str]:  # noqa: ANN001 - ServerSettings
+    """XSEARCH_* variables that rebuild `settings` (the API key excepted: it comes from the environment)."""
+    values = settings.model_dump(exclude={"api_key"}, exclude_none=True)
+    return {f"XSEARCH_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in values.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

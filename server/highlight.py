@@ -36,15 +36,13 @@ def _stem(word: str) -> str:
 
 def query_terms(*queries: str) -> list[str]:
     """Stems of the query words worth highlighting (no stopwords, no single characters)."""
-    out: list[str] = []
+    out: dict[str, None] = {}   # ordered and de-duplicated in one pass
     for q in queries:
         for m in _WORD.finditer(q or ""):
             w = fold(m.group())
             if len(w) >= 2 and w not in _STOP:
-                s = _stem(w)
-                if s not in out:
-                    out.append(s)
-    return out
+                out[_stem(w)] = None
+    return list(out)
 
 
 @lru_cache(maxsize=100_000)
@@ -56,19 +54,33 @@ def _key(word: str) -> tuple[str, str] | None:
     return w, _stem(w)
 
 
-def _matches(word: str, stems: Sequence[str]) -> bool:
-    if not stems:
-        return False
-    key = _key(word)
-    if key is None:
-        return False
-    w, ws = key
-    return any(ws == s or (len(s) >= 5 and w.startswith(s)) for s in stems)
+_PREFIX = (5, 30)  # stems of 5 to 30 letters also match the words they start ("automat" marks "automatique")
+
+
+class _Terms:
+    """Query stems as sets, so a word is matched in a time independent of the number of terms (a stem equal to the
+    word's own, or a prefix of it from the set, at most 26 lookups of at most 30 letters): highlighting is one pass
+    over the text, linear in its length, not words x terms."""
+
+    def __init__(self, stems: Sequence[str]):
+        self.exact = frozenset(stems)
+        self.prefixes = frozenset(s for s in stems if _PREFIX[0] <= len(s) <= _PREFIX[1])
+        self.lengths = sorted({len(s) for s in self.prefixes})
+
+    def match(self, word: str) -> bool:
+        if not self.exact:
+            return False
+        key = _key(word)
+        if key is None:
+            return False
+        w, ws = key
+        return ws in self.exact or any(w[:n] in self.prefixes for n in self.lengths if n <= len(w))
 
 
 def _spans(text: str, stems: Sequence[str]) -> tuple[list[tuple[int, int]], list[bool]]:
+    terms = _Terms(stems)
     words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
-    return words, [_matches(text[a:b], stems) for a, b in words]
+    return words, [terms.match(text[a:b]) for a, b in words]
 
 
 def _render(text: str, start: int, end: int, words: Iterable[tuple[int, int]], hits: Iterable[bool]) -> str:

@@ -66,7 +66,12 @@ class SearchResponse(BaseModel):
     k: int
     offset: int
     filters: dict[str, list[str]] = Field(default_factory=dict)
-    candidates: int = Field(description="hits the route returned before filters and paging")
+    candidates: int = Field(description="hits the route ranked before filters and paging (a filtered or faceted "
+                                        "search ranks a bounded number: the server's filter_depth)")
+    matched: int = Field(description="of the candidates, those that passed the filters")
+    facets: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="facet field -> value -> documents among the matched candidates (the "
+                                          "most frequent values; click one to filter by it)")
     hits: list[SearchHit]
     has_more: bool
     prev_offset: Optional[int] = None
@@ -114,6 +119,7 @@ class Health(BaseModel):
     index: str
     doc_count: int
     generation: int
+    worker: int = Field(description="process id of the worker that answered (xsearch serve --workers N)")
 
 
 _HAS_CONTENT = {"anyOf": [{"required": ["title"], "properties": {"title": {"pattern": r"\S"}}},

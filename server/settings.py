@@ -29,11 +29,14 @@ class ServerSettings(BaseModel):
     max_k: int = Field(min(100, SEARCH.max_k), ge=1, le=SEARCH.max_k,
                        description="largest k a search may ask for (XSEARCH_MAX_K)")
     max_query_chars: int = Field(1000, ge=1, le=100_000, description="longest query accepted, in characters")
-    filter_depth: int = Field(1000, ge=1, le=SEARCH.max_k,
-                              description="candidates searched before applying field filters (year=..., venue=...)")
+    filter_depth: int = Field(SEARCH.filter_depth, ge=1, le=SEARCH.max_k,
+                              description="candidates ranked before field filters (year=..., venue=...) and facets "
+                                          "apply (XSEARCH_FILTER_DEPTH; default xsearch.config.SearchDefaults)")
     max_batch_docs: int = Field(1000, ge=1, le=100_000, description="most documents in one POST /docs batch")
     max_body_bytes: int = Field(50_000_000, ge=1024, description="largest request body accepted")
     warm: bool = Field(False, description="open every route (and load its models) at start-up (XSEARCH_WARM)")
+    ray: Optional[str] = Field(None, description="hold a sharded index's shards in Ray actors on this cluster: "
+                                                 "local, auto or an address (XSEARCH_RAY); unset = in this process")
 
     @model_validator(mode="after")
     def _check(self) -> "ServerSettings":

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from xsearch.index import Index, IndexView
+from xsearch.index import Index, IndexView, open_index
 from xsearch.records import Doc
 from xsearch.update import apply_batch
 
@@ -25,9 +25,9 @@ log = logging.getLogger("xsearch.server")
 class LiveIndex:
     """The index a server serves: requests read one generation each; batches commit new generations."""
 
-    def __init__(self, path: str | Path, warm: bool = False):
+    def __init__(self, path: str | Path, warm: bool = False, ray: str | None = None):
         self.path = Path(path).resolve()
-        self._index = Index(self.path)
+        self._index = open_index(self.path, ray=ray)   # an Index, or a ShardedIndex for a sharded folder
         self._writing = threading.Lock()  # one batch at a time in this process (the writer lock spans processes)
         if warm:
             self.warm(self._index.routes)

@@ -184,3 +184,33 @@ def test_index_without_translation_says_so(site, browser):
     first = browser.find_element(By.CSS_SELECTOR, "#results li.hit")
     assert first.find_element(By.CSS_SELECTOR, ".col-translation .none").text == "no translation in this index"
     assert "no stored translation" in browser.find_element(By.ID, "index-info").text
+
+
+def test_click_a_facet_to_filter_and_again_to_clear(site, browser, tmp_path):
+    base, _ = site
+    open_page(browser, base + "/?q=traduction&route=dense")
+    wait(browser).until(lambda d: d.find_element(By.ID, "status").text.startswith("Results 1–5"))
+    facets = browser.find_element(By.ID, "facets")
+    assert facets.is_displayed() and facets.get_attribute("aria-label")
+    venue = {b.get_attribute("data-value"): b for b in facets.find_elements(By.CSS_SELECTOR,
+                                                                             "button[data-field=venue]")}
+    assert {v: b.text for v, b in venue.items()} == {"taln": "taln (3)", "recital": "recital (2)"}
+    assert venue["recital"].get_attribute("aria-pressed") == "false"
+
+    venue["recital"].click()
+    wait(browser).until(lambda d: "venue=recital" in d.find_element(By.ID, "status").text)
+    metas = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#results .hit-meta")]
+    assert len(metas) == 2 and all(" · recital · " in m for m in metas), metas
+    assert "venue=recital" in browser.current_url and browser.find_element(By.ID, "venue").get_attribute(
+        "value") == "recital"
+    pressed = browser.find_element(By.CSS_SELECTOR, "#facets button[data-field=venue][data-value=recital]")
+    assert pressed.get_attribute("aria-pressed") == "true" and pressed.text == "recital (2)"
+    years = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#facets button[data-field=year]")]
+    assert years == ["2008 (1)", "2010 (1)"]   # counted over the filtered results
+    shot = Path(os.environ.get("XSEARCH_FACET_SCREENSHOT") or tmp_path / "xsearch-facets.png")
+    assert browser.save_screenshot(str(shot))
+
+    pressed.send_keys(Keys.ENTER)   # the keyboard works too; pressing again clears the filter
+    wait(browser).until(lambda d: d.find_element(By.ID, "status").text.startswith("Results 1–5"))
+    assert "venue=" not in browser.current_url
+    assert severe_console_errors(browser) == []

@@ -86,6 +86,12 @@ def test_sharded_search_equals_one_index_for_dense_and_is_close_for_bm25(pair, m
         assert len(fused) == 5 and set(fused[0].route_scores) <= {"bm25", "dense"}
     # per-shard BM25 statistics on ~27 documents a shard: close to one index, not equal (TALN: docs/scale-out.md)
     assert sum(overlaps) / len(overlaps) >= 0.5, overlaps
+    one = single.search(QUERIES[0], route="dense", k=5, lang="fr", filters={"year": 2003})
+    assert [h.doc_id for h in sharded.search(QUERIES[0], route="dense", k=5, lang="fr", filters={"year": 2003})] == \
+        [h.doc_id for h in one] and {h.doc.fields["year"] for h in one} == {2003}
+    with single.reading() as a, sharded.reading() as b:
+        assert b.page(QUERIES[1], route="dense", k=5, lang="fr", facets=["year"]).facets == \
+            a.page(QUERIES[1], route="dense", k=5, lang="fr", facets=["year"]).facets
     page = sharded.search(QUERIES[0], route="dense", k=3, lang="fr", offset=3)
     assert [h.rank for h in page] == [4, 5, 6]
     assert sharded.docstore.get("doc-5").fields["year"] == 2005

@@ -48,6 +48,10 @@ def _search_parser(sub) -> None:
                    help="route: bm25 | bm25-qt | bm25-dt | dense | hybrid | ... (default: the index's default)")
     p.add_argument("-k", type=int, default=SEARCH.k)
     p.add_argument("--lang", default=SEARCH.query_lang, help="query language")
+    p.add_argument("--filter", dest="filters", action="append", default=[], metavar="FIELD=VALUE",
+                   help="only documents whose stored field equals VALUE (e.g. year=2005; repeat: all must hold, "
+                        "the same field twice: either value); the top SearchDefaults.filter_depth candidates are "
+                        "filtered")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.set_defaults(func=cmd_search)
 
@@ -135,8 +139,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _print_hits(index, query: str, args: argparse.Namespace) -> None:
+    from .filters import parse_filter
+
+    filters: dict[str, list[str]] = {}
+    for text in getattr(args, "filters", []):
+        name, value = parse_filter(text)
+        filters.setdefault(name, []).append(value)
     t = time.perf_counter()
-    hits = index.search(query, route=args.route, k=args.k, lang=args.lang)
+    hits = index.search(query, route=args.route, k=args.k, lang=args.lang, filters=filters or None)
     ms = (time.perf_counter() - t) * 1000
     if args.json:
         for h in hits:
@@ -145,7 +155,8 @@ def _print_hits(index, query: str, args: argparse.Namespace) -> None:
                               "title": doc.title if doc else None, "lang": doc.lang if doc else None,
                               "route_scores": dict(h.route_scores)}, ensure_ascii=False))
         return
-    print(f"{query!r} [{args.route or index.default_route}] {len(hits)} hits in {ms:.0f} ms")
+    where = "".join(f" {n}={'|'.join(v)}" for n, v in filters.items())
+    print(f"{query!r} [{args.route or index.default_route}]{where} {len(hits)} hits in {ms:.0f} ms")
     for h in hits:
         title = (h.doc.title or h.doc.text[:80]) if h.doc else "(not in doc store)"
         print(f"{h.rank:3d}. {h.score:8.4f}  {h.doc_id:28s} {title}")

@@ -101,6 +101,9 @@ class IndexConfig(_Strict):
                                           "(xsearch.components), e.g. {kind: rm3, name: bm25-rm3, over: bm25}")
     fusions: list[FusionSpec] = Field(default_factory=list, description="more fused routes")
     default_route: Optional[str] = Field(None, description="unset: best, else hybrid, else the first route")
+    facets: Optional[list[str]] = Field(None, description="stored fields counted over each search's candidates "
+                                                          "(the API's facets, the page's filters); unset = year "
+                                                          "and venue, those the documents hold")
 
     @model_validator(mode="after")
     def _xqg_needs_dense(self) -> "IndexConfig":
@@ -131,3 +134,12 @@ class SearchDefaults(_Strict):
     rrf_k: int = 60
     fusion_depth: int = 100
     query_lang: str = "en"
+    # A filtered (or faceted) search ranks this many candidates, then keeps those whose stored fields pass: its
+    # cost is bounded (one retrieval this deep, one read of the candidates' fields, whole documents for the page
+    # only); a filter that few of them pass returns fewer hits, and `candidates` says how many were looked at.
+    filter_depth: int = Field(300, ge=1, le=1000)
+    facets: tuple[str, ...] = ("year", "venue")   # counted when the recipe names none (config.IndexConfig.facets)
+    facet_values: int = Field(10, ge=1, description="most values shown per facet (the most frequent)")
+    # query translations kept (least recently used dropped beyond): every distinct query of a QT route used to add a
+    # row to translations.sqlite forever; document translations are never dropped
+    query_translation_cache_rows: int = Field(100_000, ge=1)

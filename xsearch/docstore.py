@@ -87,6 +87,30 @@ class DocStore:
     def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
         return {row[0]: _doc(row) for row in self._select("doc_id, lang, title, text, fields", doc_ids)}
 
+    def fields_many(self, doc_ids: Sequence[str], names: Sequence[str] | None = None) -> dict[str, dict]:
+        """{doc id: stored fields}, only `names` of them when given (SQLite's JSON functions pick them, so filters and
+        facets over hundreds of candidates never read titles, texts nor long fields such as abstracts)."""
+        if names is None:
+            return {row[0]: json.loads(row[1]) for row in self._select("doc_id, fields", doc_ids)}
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {row[0]: {} for row in self._select("doc_id", doc_ids)}
+        if any('"' in n for n in wanted):   # a JSON path label cannot hold one: pick them in Python
+            return {d: {n: f[n] for n in wanted if f.get(n) is not None} for d, f in self.fields_many(doc_ids).items()}
+        picks = ", ".join(f"'{i}', json_extract(fields, ?)" for i in range(len(wanted)))
+        where, args = self._where()
+        out: dict[str, dict] = {}
+        unique = list(dict.fromkeys(doc_ids))
+        paths = [f'$."{n}"' for n in wanted]
+        for start in range(0, len(unique), _CHUNK):
+            chunk = unique[start:start + _CHUNK]
+            q = (f"SELECT doc_id, json_object({picks}) FROM docs WHERE {where} "
+                 f"AND doc_id IN ({','.join('?' * len(chunk))})")
+            for doc_id, picked in self._conn().execute(q, [*paths, *args, *chunk]):
+                values = json.loads(picked)
+                out[doc_id] = {n: values[str(i)] for i, n in enumerate(wanted) if values.get(str(i)) is not None}
+        return out
+
     def languages_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
         """{doc id: language} for the ids this view holds."""
         return dict(self._select("doc_id, lang", doc_ids))

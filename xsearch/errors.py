@@ -28,6 +28,11 @@ class IndexFormatError(XsearchError):
     """An index folder is missing, incomplete or was written by an incompatible version."""
 
 
+class BackendError(XsearchError):
+    """A backend (Lucene through Java, a translator process) failed on an input: the message names that input and
+    the backend's own one-line reason, never a stack (nothing Java leaves xsearch.lucene)."""
+
+
 class WriterBusyError(XsearchError):
     """Another writer holds the index (build, update, compact or reaugment) for longer than the wait allowed."""
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .components import Models, OpenContext, get_kind
 from .config import SearchDefaults
 from .docstore import DocStore
 from .errors import IndexFormatError, InputError
+from .filters import Filters, as_filters, facet_counts, matches
 from .records import Hit, Query, Run, as_queries
 from .retrievers import FusedRetriever
 from .storage.manifest import Manifest, generations, latest_generation, read_manifest
@@ -194,7 +196,8 @@ class Index:
             from .translate import make_translator
 
             spec = (self.manifest.get("translation") or {}).get("translator") or "apertium"
-            self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite")
+            self.translator = make_translator(spec, cache_path=cache_dir() / "translations.sqlite",
+                                              query_cap=DEFAULTS.query_translation_cache_rows)
         return self.translator
 
     # ---- search -------------------------------------------------------------------------------------------
@@ -204,16 +207,18 @@ class Index:
         with self.pinned() as gen:
             yield IndexView(self, gen)
 
-    def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang) -> Run:
-        """Batch search: a Run for many queries (what evaluation uses)."""
+    def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
+            filters: Filters | None = None, filter_depth: int | None = None) -> Run:
+        """Batch search: a Run for many queries (what evaluation uses); `filters` as in IndexView.page."""
         with self.reading() as view:
-            return view.run(queries, route, k, lang)
+            return view.run(queries, route, k, lang, filters, filter_depth)
 
     def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
-               offset: int = 0) -> list[Hit]:
-        """One query -> ranked Hits with their stored documents and, for fused routes, per-route scores."""
+               offset: int = 0, filters: Filters | None = None, filter_depth: int | None = None) -> list[Hit]:
+        """One query -> ranked Hits with their stored documents and, for fused routes, per-route scores;
+        `filters` ({"year": "2005"}) keep the candidates whose stored fields match (IndexView.page)."""
         with self.reading() as view:
-            return view.search(query, route, k, lang, offset)
+            return view.search(query, route, k, lang, offset, filters, filter_depth)
 
     def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
         return self.docstore.translation(doc_id, lang)
@@ -226,6 +231,18 @@ class Index:
     def close(self) -> None:
         with self._lock:
             self._retire(self._current)
+
+
+@dataclass
+class Page:
+    """One page of a search: its hits; the candidates the route ranked, how many of them passed the filters (and
+    whether more follow this page); facet counts over those that passed ({field: {value: documents}})."""
+
+    hits: list[Hit]
+    candidates: int
+    matched: int
+    more: bool
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class IndexView:
@@ -245,12 +262,62 @@ class IndexView:
     def retriever(self, route: str):
         return self.gen.retriever(route)
 
-    def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang) -> Run:
-        return self.gen.retriever(route or self.default_route).search(as_queries(queries, lang), _check_k(k))
+    def run(self, queries, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
+            filters: Filters | None = None, filter_depth: int | None = None) -> Run:
+        """Batch search; with `filters`, each query's top `filter_depth` candidates are filtered, then cut to k."""
+        retriever = self.retriever(route or self.default_route)
+        qs, wanted = as_queries(queries, lang), as_filters(filters)
+        if not wanted:
+            return retriever.search(qs, _check_k(k))
+        run = retriever.search(qs, _check_k(max(_check_k(k), filter_depth or DEFAULTS.filter_depth)))
+        fields = self.docstore.fields_many(sorted({d for scores in run.values() for d in scores}), list(wanted))
+        return Run({q: dict([(d, s) for d, s in run.ranked(q) if matches(fields.get(d), wanted)][:k]) for q in run})
 
     def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
-               offset: int = 0) -> list[Hit]:
-        return search_hits(self.gen.retriever(route or self.default_route), self.docstore, query, k, lang, offset)
+               offset: int = 0, filters: Filters | None = None, filter_depth: int | None = None) -> list[Hit]:
+        """One query -> ranked Hits (see `page` for filters)."""
+        return self.page(query, route, k, lang, offset, filters=filters, filter_depth=filter_depth).hits
+
+    def page(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
+             offset: int = 0, *, filters: Filters | None = None, facets: bool | Sequence[str] = False,
+             filter_depth: int | None = None) -> "Page":
+        """One page of a search: hits offset+1 .. offset+k of the ranking, whole documents for those only.
+
+        With `filters` (stored-field equality, xsearch.filters) or `facets` (True: the recipe's facet fields), the
+        route ranks `filter_depth` candidates (SearchDefaults.filter_depth), the filters keep those whose fields
+        pass, and the facets count the kept candidates' values: the cost is bounded whatever the filter."""
+        retriever = self.retriever(route or self.default_route)
+        wanted = as_filters(filters)
+        names = list(self.facet_fields() if facets is True else (facets or []))
+        if not isinstance(offset, int) or offset < 0 or offset + _check_k(k) > DEFAULTS.max_k:
+            raise InputError(f"offset must be >= 0 and offset + k at most {DEFAULTS.max_k}, got {offset!r} + {k}")
+        depth = min(DEFAULTS.max_k, offset + k + 1)   # one more than the page: whether another page follows
+        if wanted or names:
+            depth = min(DEFAULTS.max_k, max(filter_depth or DEFAULTS.filter_depth, depth))
+        q = as_queries([Query("q", query, lang)])
+        parts: dict[str, Run] = {}
+        if isinstance(retriever, FusedRetriever):
+            run, parts = retriever.search_with_components(q, depth)
+        else:
+            run = retriever.search(q, depth)
+        ranked = run.ranked("q", depth)
+        candidates, counts = len(ranked), {}
+        if wanted or names:
+            fields = self.docstore.fields_many([d for d, _ in ranked], [*wanted, *names])
+            ranked = [(d, s) for d, s in ranked if matches(fields.get(d), wanted)]
+            counts = facet_counts([fields[d] for d, _ in ranked if d in fields], names, DEFAULTS.facet_values)
+        shown = ranked[offset:offset + k]
+        docs = self.docstore.get_many([d for d, _ in shown])
+        hits = [Hit(doc_id=d, score=s, rank=offset + i + 1, doc=docs.get(d),
+                    route_scores={name: r["q"][d] for name, r in parts.items() if d in r.get("q", {})})
+                for i, (d, s) in enumerate(shown)]
+        return Page(hits=hits, candidates=candidates, matched=len(ranked), more=len(ranked) > offset + k,
+                    facets={name: c for name, c in counts.items() if c})
+
+    def facet_fields(self) -> list[str]:
+        """The stored fields the recipe counts as facets (IndexConfig.facets; unset: SearchDefaults.facets)."""
+        named = (self.manifest.get("config") or {}).get("facets")
+        return list(DEFAULTS.facets if named is None else named)
 
     def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
         return self.docstore.translation(doc_id, lang)
@@ -265,23 +332,6 @@ class IndexView:
         if name not in comps:
             raise InputError(f"no xQG component {name!r}; this index has {sorted(comps)}")
         return generated_queries(self.gen._ctx, name, comps[name], doc_id)  # noqa: SLF001
-
-
-def search_hits(retriever: Any, docstore: Any, query: str, k: int, lang: str, offset: int) -> list[Hit]:
-    """One query through `retriever` -> Hits ranked offset+1 .. offset+k with their stored documents and, for a
-    fused route, each part's score."""
-    q = as_queries([Query("q", query, lang)])
-    depth = _check_k(k + offset)
-    parts: dict[str, Run] = {}
-    if isinstance(retriever, FusedRetriever):
-        run, parts = retriever.search_with_components(q, depth)
-    else:
-        run = retriever.search(q, depth)
-    ranked = run.ranked("q", depth)[offset:]
-    docs = docstore.get_many([d for d, _ in ranked])
-    return [Hit(doc_id=d, score=s, rank=offset + i + 1, doc=docs.get(d),
-                route_scores={name: r["q"][d] for name, r in parts.items() if d in r.get("q", {})})
-            for i, (d, s) in enumerate(ranked)]
 
 
 def _check_k(k: int) -> int:
@@ -310,4 +360,4 @@ def build_index(*args: Any, **kwargs: Any) -> Path:
     return _build(*args, **kwargs)
 
 
-__all__ = ["Index", "IndexView", "Generation", "open_index", "build_index", "search_hits"]
+__all__ = ["Index", "IndexView", "Page", "Generation", "open_index", "build_index"]

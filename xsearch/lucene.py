@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
-from .errors import IndexFormatError
+from .errors import BackendError, IndexFormatError, InputError
 from .jvm import JNI_LOCK, autoclass, ensure_jvm
 from .records import Query, Run
 
@@ -84,7 +85,7 @@ class LuceneBM25:
     def search_texts(self, texts: Sequence[str], qids: Sequence[str], k: int) -> Run:
         if not texts:
             return Run()
-        with JNI_LOCK:
+        with JNI_LOCK, java_errors("BM25 search", texts):
             hits = self._searcher.batch_search(list(texts), list(qids), k=k, threads=_threads())
             return _to_run(hits, qids)
 
@@ -111,7 +112,7 @@ class LuceneImpact:
     def search_vectors(self, vectors: Sequence[Mapping[str, float]], qids: Sequence[str], k: int) -> Run:
         if not vectors:
             return Run()
-        with JNI_LOCK:
+        with JNI_LOCK, java_errors("impact search", [" ".join(v) for v in vectors]):
             hits = self._searcher.batch_search([dict(v) for v in vectors], list(qids), k=k, threads=_threads())
             return _to_run(hits, qids)
 
@@ -125,6 +126,32 @@ class _PassThrough:
 
     def encode(self, query, **_kwargs):  # noqa: ANN001, ANN201
         return query
+
+
+MAX_CLAUSES = 1024  # Lucene's IndexSearcher.getMaxClauseCount(): one clause per query term
+
+
+def _shown(texts: Sequence[str]) -> str:
+    first = texts[0] if len(texts[0]) <= 80 else texts[0][:80] + "…"
+    return repr(first) + (f" and {len(texts) - 1} more" if len(texts) > 1 else "")
+
+
+@contextmanager
+def java_errors(what: str, texts: Sequence[str]) -> Iterator[None]:
+    """Nothing Java leaves this module: a Java exception becomes an InputError (a query over Lucene's clause limit:
+    Anserini's batch search then fails with no useful message) or a BackendError naming the queries."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__module__.partition(".")[0] != "jnius":
+            raise
+        long = [t for t in texts if len(t.split()) > MAX_CLAUSES]
+        if long:
+            raise InputError(f"query {_shown(long)} has {len(long[0].split())} terms; Lucene takes at most "
+                             f"{MAX_CLAUSES}") from None
+        java = str(getattr(exc, "classname", "") or "java").rpartition(".")[2]
+        reason = (str(getattr(exc, "innermessage", None) or "no message").splitlines() or ["no message"])[0][:200]
+        raise BackendError(f"{what} for {_shown(texts)} failed in Lucene ({java}: {reason})") from None
 
 
 def _to_run(hits: Mapping[str, Sequence[object]], qids: Sequence[str]) -> Run:

@@ -1,12 +1,12 @@
 """Pure batch stages of a write (no hidden state, so they can run per batch, per shard or on workers):
-document checks, document translation, the query-encoder compatibility check."""
+document checks, the new-language check, document translation, the query-encoder compatibility check."""
 from __future__ import annotations
 
 import json
 import re
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import InputError
+from .errors import InputError, MissingBackendError, XsearchError
 from .records import Doc
 
 Log = Callable[[str], None]
@@ -59,6 +59,48 @@ def check_batch(docs: Sequence[Doc], deletes: Sequence[str]) -> None:
     both = seen.intersection(deletes)
     if both:
         raise InputError(f"ids both added and deleted in one batch: {sorted(both)}")
+
+
+def can_translate(translator: Any, src: str, tgt: str) -> bool:
+    """Whether `translator` has a route src->tgt: asked of its `route` (Apertium: no process), else by translating
+    one word (other backends)."""
+    inner = getattr(translator, "inner", translator)   # a CachedTranslator: ask the backend, cache nothing
+    try:
+        if hasattr(inner, "route"):
+            inner.route(src, tgt)
+        else:
+            inner.translate(["test"], src, tgt)
+    except (MissingBackendError, InputError):
+        return False
+    return True
+
+
+def check_new_language(lang: str, doc_ids: Sequence[str], *, held: Sequence[str], bm25: bool,
+                       dt_target: str | None, qt_sources: Sequence[str], translator: Callable[[], Any]) -> None:
+    """A live update may bring a language the index does not hold yet only if every route can take it: BM25 needs
+    a Lucene analyzer (else English rules would tokenise it), document translation a route `lang`->target, and
+    query translation (bm25-qt: every query is translated into each BM25 component's language) a route from each
+    of `qt_sources` into `lang`. Otherwise an InputError names what is missing and what the index holds, instead
+    of a 503 or a component that breaks bm25-qt for everyone. `translator` is called only when a route is needed."""
+    from .lucene import ANALYZER_LANGS
+
+    missing: list[str] = []
+    if bm25 and lang not in ANALYZER_LANGS:
+        missing.append(f"a Lucene analyzer for {lang!r} (there are analyzers for {', '.join(sorted(ANALYZER_LANGS))})")
+    pairs = ([(lang, dt_target, "document translation")] if dt_target and dt_target != lang else []) + \
+        [(src, lang, "query translation (bm25-qt)") for src in qt_sources if src != lang]
+    if pairs and not missing:
+        try:
+            tr = translator()
+        except XsearchError:
+            tr = None   # no translator on this machine at all: routes already fail for every language alike
+        if tr is not None:
+            missing += [f"a {what} route {src}->{tgt}" for src, tgt, what in pairs if not can_translate(tr, src, tgt)]
+    if missing:
+        shown = ", ".join(repr(d) for d in list(doc_ids)[:5]) + (" ..." if len(doc_ids) > 5 else "")
+        raise InputError(f"document{'s' if len(doc_ids) > 1 else ''} {shown} in {lang!r}: this index holds "
+                         f"{', '.join(held) or 'no language yet'} and lacks {'; and '.join(missing)}; add "
+                         f"documents in one of its languages, or rebuild with a recipe for {lang!r}")
 
 
 def translate_docs(docs: Sequence[Doc], spec: str, target_lang: str, show_progress: bool,

@@ -16,9 +16,10 @@
   const nextBtn = $("next");
   const pageInfo = $("page-info");
   const routeAbout = $("route-about");
+  const facetsEl = $("facets");
 
   let info = null;          // the index description from /indexes
-  let state = { q: "", route: "", k: 10, offset: 0, year: "", venue: "" };
+  let state = { q: "", route: "", k: 10, offset: 0, year: "", venue: "", fields: [] };
   let last = null;          // the last search response
   let requestId = 0;
 
@@ -89,6 +90,7 @@
       offset: Math.max(0, Number(p.get("offset")) || 0),
       year: p.get("year") || "",
       venue: p.get("venue") || "",
+      fields: p.getAll("field"),   // other stored-field filters, "name:value" (facets of other fields)
     };
   }
 
@@ -100,6 +102,7 @@
     if (state.offset) p.set("offset", String(state.offset));
     if (state.year) p.set("year", state.year);
     if (state.venue) p.set("venue", state.venue);
+    for (const f of state.fields) p.append("field", f);
     const url = window.location.pathname + (p.toString() ? "?" + p.toString() : "");
     if (push) window.history.pushState(null, "", url); else window.history.replaceState(null, "", url);
   }
@@ -132,6 +135,7 @@
     if (state.route) p.set("route", state.route);
     if (state.year) p.set("year", state.year);
     if (state.venue) p.set("venue", state.venue);
+    for (const f of state.fields) p.append("field", f);
     const mine = ++requestId;
     resultsEl.setAttribute("aria-busy", "true");
     setStatus("Searching…");
@@ -224,7 +228,67 @@
     return li;
   }
 
+  // ---- facets: counts over the matched candidates, each value a toggle button that filters by it -----------
+  const same = (a, b) => String(a).trim().toLowerCase() === String(b).trim().toLowerCase();
+
+  // year and venue have their own form fields (the API's year takes a number); any other field goes as field=
+  function formField(field, value) {
+    if (field === "year" && /^\d{1,4}$/.test(value)) return "year";
+    return field === "venue" && value.length <= 100 ? "venue" : null;
+  }
+
+  function facetActive(field, value) {
+    const own = formField(field, value);
+    if (own) return same(state[own], value);
+    return state.fields.some((f) => same(f, field + ":" + value));
+  }
+
+  function toggleFacet(field, value) {
+    const on = !facetActive(field, value);
+    const own = formField(field, value);
+    if (own) state[own] = on ? value : "";
+    else {
+      state.fields = state.fields.filter((f) => !same(f, field + ":" + value));
+      if (on) state.fields.push(field + ":" + value);
+    }
+    state.offset = 0;
+    applyStateToForm();
+    writeURL(true);
+    search(false);
+  }
+
+  function renderFacets(data) {
+    facetsEl.textContent = "";
+    const groups = Object.entries(data.facets || {});
+    facetsEl.hidden = groups.length === 0;
+    for (const [field, counts] of groups) {
+      const group = el("section", "facet");
+      const title = el("h3", null, field);
+      title.id = "facet-" + field.replace(/[^A-Za-z0-9_-]/g, "_");
+      group.setAttribute("aria-labelledby", title.id);
+      group.appendChild(title);
+      const list = el("ul");
+      for (const [value, n] of Object.entries(counts)) {
+        const button = el("button", "facet-value", value + " ");
+        button.type = "button";
+        button.dataset.field = field;
+        button.dataset.value = value;
+        button.appendChild(el("span", "facet-count", "(" + n + ")"));
+        const active = facetActive(field, value);
+        button.setAttribute("aria-pressed", active ? "true" : "false");
+        button.title = (active ? "Remove the filter " : "Only results with ") + field + " = " + value;
+        button.addEventListener("click", () => toggleFacet(field, value));
+        const item = el("li");
+        item.appendChild(button);
+        list.appendChild(item);
+      }
+      group.appendChild(list);
+      facetsEl.appendChild(group);
+    }
+  }
+
   function render(data) {
+    renderFacets(data);
     resultsEl.textContent = "";
     resultsEl.start = data.offset + 1;
     for (const hit of data.hits) resultsEl.appendChild(renderHit(hit, data));

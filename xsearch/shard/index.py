@@ -18,8 +18,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ..components import Models
 from ..errors import InputError
-from ..index import DEFAULTS, Index, _check_k, search_hits
-from ..records import Doc, Hit, Query, Run, as_queries
+from ..index import DEFAULTS, Index, IndexView
+from ..records import Doc, Query, Run
 from ..retrievers import FusedRetriever
 from ..storage.manifest import RouteEntry
 from .layout import SHARDED_MANIFEST, read_sharded, shard_of
@@ -89,6 +89,12 @@ class ShardedDocStore:
             out.update(self.stores[i].get_many(ids))
         return out
 
+    def fields_many(self, doc_ids: Sequence[str], names: Sequence[str] | None = None) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for i, ids in self._grouped(doc_ids).items():
+            out.update(self.stores[i].fields_many(ids, names))
+        return out
+
     def languages_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for i, ids in self._grouped(doc_ids).items():
@@ -137,14 +143,15 @@ def merged_manifest(path: Path, top: Any, manifests: Sequence[Mapping[str, Any]]
             "build": top.build}
 
 
-class ShardedView:
-    """Every shard pinned at its newest generation, for one request (as xsearch.index.IndexView)."""
+class ShardedView(IndexView):
+    """Every shard pinned at its newest generation, for one request: IndexView's search, page (filters, facets),
+    run and translation, over the merged route tree and the shards' doc stores."""
 
-    def __init__(self, index: "ShardedIndex", views: Sequence[Any]):
+    def __init__(self, index: "ShardedIndex", views: Sequence[Any]):  # noqa: D107 - no IndexView.__init__
         self.index, self.views = index, list(views)
         self.path = index.path
         self.manifest = merged_manifest(index.path, index.top, [v.manifest for v in views])
-        self.docstore = ShardedDocStore([v.docstore for v in views])
+        self.docstore = ShardedDocStore([v.docstore for v in views])   # type: ignore[assignment]
         self.generation = self.manifest["generation"]
         self.routes = list(self.manifest["routes"])
         self.default_route = index.top.default_route
@@ -154,17 +161,6 @@ class ShardedView:
 
     def retriever(self, route: str) -> Any:
         return route_tree(self.views, self.index.route_specs(self.views), route, self.index.pool, self._memo)
-
-    def run(self, queries: Any, route: str | None = None, k: int = DEFAULTS.k,
-            lang: str = DEFAULTS.query_lang) -> Run:
-        return self.retriever(route or self.default_route).search(as_queries(queries, lang), _check_k(k))
-
-    def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
-               offset: int = 0) -> list[Hit]:
-        return search_hits(self.retriever(route or self.default_route), self.docstore, query, k, lang, offset)
-
-    def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
-        return self.docstore.translation(doc_id, lang)
 
     def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
         return self.views[shard_of(doc_id, len(self.views))].generated_queries(doc_id, component)
@@ -277,22 +273,11 @@ class ShardedIndex:
     def encoder(self, spec: str) -> Any:
         return self.models.encoder(spec)
 
-    def run(self, queries: Any, route: str | None = None, k: int = DEFAULTS.k,
-            lang: str = DEFAULTS.query_lang) -> Run:
-        with self.reading() as view:
-            return view.run(queries, route, k, lang)
-
-    def search(self, query: str, route: str | None = None, k: int = DEFAULTS.k, lang: str = DEFAULTS.query_lang,
-               offset: int = 0) -> list[Hit]:
-        with self.reading() as view:
-            return view.search(query, route, k, lang, offset)
-
-    def translation(self, doc_id: str, lang: str = "en") -> tuple[str, str] | None:
-        return self.docstore.translation(doc_id, lang)
-
-    def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
-        with self.reading() as view:
-            return view.generated_queries(doc_id, component)
+    # the same request methods as Index: each reads one ShardedView
+    run = Index.run
+    search = Index.search
+    translation = Index.translation
+    generated_queries = Index.generated_queries
 
     def close(self) -> None:
         for s in self.shards:

@@ -34,6 +34,9 @@ class ShardActor:
     def get_many(self, doc_ids: list[str]) -> dict[str, Doc]:
         return self.index.docstore.get_many(doc_ids)
 
+    def fields_many(self, doc_ids: list[str], names: list[str] | None) -> dict[str, dict]:
+        return self.index.docstore.fields_many(doc_ids, names)
+
     def languages_of(self, doc_ids: list[str]) -> dict[str, str]:
         return self.index.docstore.languages_of(doc_ids)
 
@@ -75,6 +78,9 @@ class _RemoteDocStore:
 
     def get_many(self, doc_ids: Sequence[str]) -> dict[str, Doc]:
         return self._get("get_many", list(doc_ids))
+
+    def fields_many(self, doc_ids: Sequence[str], names: Sequence[str] | None = None) -> dict[str, dict]:
+        return self._get("fields_many", list(doc_ids), None if names is None else list(names))
 
     def languages_of(self, doc_ids: Sequence[str]) -> dict[str, str]:
         return self._get("languages_of", list(doc_ids))

@@ -27,7 +27,7 @@ from ..config import IndexConfig
 from ..docstore import DocStore
 from ..errors import IndexFormatError, InputError, UnknownDocumentError
 from ..records import Doc
-from ..stages import as_doc, check_batch, check_query_encoder, translate_docs
+from ..stages import as_doc, check_batch, check_new_language, check_query_encoder, translate_docs
 from .files import fsync_dir, remove
 from .lock import writer_lock
 from .manifest import (OLD_MANIFEST, ComponentEntry, Manifest, TranslationInfo, generations, latest_generation,
@@ -177,6 +177,7 @@ class IndexWriter:
                 missing = [d for d in deletes if d not in removed]
                 if missing:
                     raise UnknownDocumentError(missing)
+                self._check_languages(docs)
             translations: dict[str, tuple[str, str]] = {}
             tr = config.translate
             if tr.translator and tr.translator != "none" and docs:
@@ -218,6 +219,32 @@ class IndexWriter:
         self.log(f"generation {gen}: {len(docs)} added or replaced, {len(deletes)} deleted, {n_docs} documents "
                  f"({time.perf_counter() - t0:.2f}s)")
         return manifest
+
+    def _check_languages(self, docs: Sequence[Doc]) -> None:
+        """Refuse a batch bringing a language the index's routes cannot take (stages.check_new_language)."""
+        from ..config import SearchDefaults
+        from ..translate import make_translator
+
+        assert self.manifest is not None and self.config is not None
+        prev, config = self.manifest, self.config
+        held = set(prev.languages) | {e.spec.get("lang") for e in prev.components.values()
+                                      if e.kind == "bm25" and e.spec.get("text") == "original"}
+        new: dict[str, list[str]] = {}
+        for d in docs:
+            if d.lang not in held:
+                new.setdefault(d.lang, []).append(d.doc_id)
+        if not new:
+            return
+        tr = config.translate
+        translated = bool(tr.translator and tr.translator != "none")
+        qt = config.bm25.enabled and any(r.query_translation for r in prev.routes.values())
+        translator = functools.lru_cache(maxsize=1)(lambda: make_translator(tr.translator if translated
+                                                                            else "apertium"))
+        for lang, ids in sorted(new.items()):
+            check_new_language(lang, ids, held=sorted(held), bm25=config.bm25.enabled,
+                               dt_target=tr.target_lang if translated else None,
+                               qt_sources=sorted({SearchDefaults().query_lang, *held}) if qt else [],
+                               translator=translator)
 
     def _languages(self, prev: Manifest | None, docs: Sequence[Doc], removed: Mapping[str, str]) -> dict[str, int]:
         counts = dict(prev.languages) if prev is not None else {}

@@ -27,10 +27,11 @@ class IdentityTranslator:
 
 
 def make_translator(spec: str = "apertium", *, cache_path: str | Path | None = None, cache_batch_size: int = 256,
-                    show_progress: bool = False, **options: Any) -> Translator:
+                    show_progress: bool = False, query_cap: int | None = None, **options: Any) -> Translator:
     """Build a Translator from a spec: "apertium", "ct2:<folder>" (or a name under models_dir()), "none".
 
-    `options` go to the backend's constructor; with `cache_path` the result is a CachedTranslator.
+    `options` go to the backend's constructor; with `cache_path` the result is a CachedTranslator (`query_cap`: a
+    query-time cache of at most that many rows, least recently used dropped; None: index-time, kept forever).
     """
     translator: Translator
     if spec == "none":
@@ -51,7 +52,8 @@ def make_translator(spec: str = "apertium", *, cache_path: str | Path | None = N
     else:
         raise InputError(f"unknown translator spec {spec!r}; expected 'apertium', 'ct2:<folder>' or 'none'")
     if cache_path is not None:
-        return CachedTranslator(translator, cache_path, batch_size=cache_batch_size, show_progress=show_progress)
+        return CachedTranslator(translator, cache_path, batch_size=cache_batch_size, show_progress=show_progress,
+                                query_cap=query_cap)
     return translator
 
 

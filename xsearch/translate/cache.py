@@ -2,6 +2,10 @@
 
 Why: translating a corpus takes minutes to hours. Every batch is committed as soon as it is translated (SQLite
 in WAL mode), so a killed run keeps all finished batches and a rerun translates only the rest.
+
+Index-time translations (documents) are kept forever; query-time ones (a server's query translation, where every
+distinct query would otherwise add a row forever) go to their own table, bounded: past `query_cap` rows the least
+recently used are dropped.
 """
 from __future__ import annotations
 
@@ -23,6 +27,12 @@ CREATE TABLE IF NOT EXISTS translations (
     text_sha256 TEXT NOT NULL, translation TEXT NOT NULL,
     PRIMARY KEY (backend, model, src, tgt, text_sha256)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS query_translations (
+    backend TEXT NOT NULL, model TEXT NOT NULL, src TEXT NOT NULL, tgt TEXT NOT NULL,
+    text_sha256 TEXT NOT NULL, translation TEXT NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (backend, model, src, tgt, text_sha256)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS query_translations_used ON query_translations(used);
 """
 _CHUNK = 500  # below SQLite's bound-parameter limit
 
@@ -46,18 +56,45 @@ class TranslationCache:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"not a usable translation cache: {exc}", source=str(self.path)) from exc
 
-    def get_many(self, backend: str, model: str, src: str, tgt: str, keys: Sequence[str]) -> dict[str, str]:
-        """Cached translations for the given text keys (sha256 hex), as {key: translation}."""
+    def get_many(self, backend: str, model: str, src: str, tgt: str, keys: Sequence[str], *,
+                 queries: bool = False) -> dict[str, str]:
+        """Cached translations for the given text keys (sha256 hex), as {key: translation}; `queries`: also the
+        query-time table (the rows found there become the most recently used)."""
         found: dict[str, str] = {}
         unique = list(dict.fromkeys(keys))
         with self._lock:
-            for i in range(0, len(unique), _CHUNK):
-                part = unique[i:i + _CHUNK]
-                rows = self._con.execute(
-                    "SELECT text_sha256, translation FROM translations WHERE backend=? AND model=? AND src=? "
-                    f"AND tgt=? AND text_sha256 IN ({','.join('?' * len(part))})", (backend, model, src, tgt, *part))
-                found.update(rows)
+            for table in ("translations", "query_translations") if queries else ("translations",):
+                todo = [k for k in unique if k not in found]
+                for i in range(0, len(todo), _CHUNK):
+                    part = todo[i:i + _CHUNK]
+                    rows = dict(self._con.execute(
+                        f"SELECT text_sha256, translation FROM {table} WHERE backend=? AND model=? AND src=? "
+                        f"AND tgt=? AND text_sha256 IN ({','.join('?' * len(part))})", (backend, model, src, tgt, *part)))
+                    if rows and table == "query_translations":
+                        with self._con:
+                            self._con.executemany(
+                                "UPDATE query_translations SET used=? WHERE backend=? AND model=? AND src=? AND tgt=? "
+                                "AND text_sha256=?", [(time.time_ns(), backend, model, src, tgt, k) for k in rows])
+                    found.update(rows)
         return found
+
+    def put_queries(self, backend: str, model: str, src: str, tgt: str, items: Iterable[tuple[str, str]],
+                    cap: int) -> None:
+        """Store query-time (key, translation) pairs, then keep only the `cap` most recently used of them."""
+        if cap < 1:
+            raise InputError(f"query_cap must be >= 1, got {cap}")
+        now = time.time_ns()
+        rows = [(backend, model, src, tgt, key, translation, now + i) for i, (key, translation) in enumerate(items)]
+        with self._lock, self._con:
+            self._con.executemany("INSERT OR REPLACE INTO query_translations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            over = int(self._con.execute("SELECT COUNT(*) FROM query_translations").fetchone()[0]) - cap
+            if over > 0:
+                self._con.execute("DELETE FROM query_translations WHERE used <= (SELECT used FROM query_translations "
+                                  "ORDER BY used LIMIT 1 OFFSET ?)", (over - 1,))
+
+    def query_rows(self) -> int:
+        with self._lock:
+            return int(self._con.execute("SELECT COUNT(*) FROM query_translations").fetchone()[0])
 
     def put_many(self, backend: str, model: str, src: str, tgt: str, items: Iterable[tuple[str, str]]) -> None:
         """Store (key, translation) pairs and commit at once."""
@@ -107,7 +144,9 @@ class CachedTranslator:
 
     def __init__(self, inner: Translator, cache: TranslationCache | str | Path, *, batch_size: int = 256,
                  show_progress: bool = False, progress: Callable[[int], Any] | None = None,
-                 model_id: str | None = None):
+                 model_id: str | None = None, query_cap: int | None = None):
+        """query_cap: this translator serves queries: its new translations go to the bounded query-time table
+        (at most `query_cap` rows, least recently used dropped); None: index-time, kept forever."""
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.inner = inner
@@ -115,6 +154,7 @@ class CachedTranslator:
         self.name = inner.name
         self.model_id = model_id if model_id is not None else str(getattr(inner, "model_id", ""))
         self.batch_size, self.show_progress, self.progress = batch_size, show_progress, progress
+        self.query_cap = query_cap
         self.stats = TranslationStats()  # cumulative over calls
         self.last_stats = TranslationStats()  # the latest call only
 
@@ -122,7 +162,7 @@ class CachedTranslator:
         if isinstance(texts, str):
             raise InputError("translate() takes a sequence of texts, not one string")
         keys = [text_key(t) for t in texts]
-        found = self.cache.get_many(self.name, self.model_id, src, tgt, keys)
+        found = self.cache.get_many(self.name, self.model_id, src, tgt, keys, queries=self.query_cap is not None)
         todo = {k: t for k, t in zip(keys, texts) if k not in found}  # distinct misses, in input order
         stats = TranslationStats(hits=sum(k in found for k in keys), misses=len(todo))
         bar = None
@@ -139,7 +179,11 @@ class CachedTranslator:
                 stats.seconds += time.perf_counter() - start
                 if len(out) != len(batch):
                     raise XsearchError(f"{self.name} returned {len(out)} translations for {len(batch)} texts")
-                self.cache.put_many(self.name, self.model_id, src, tgt, zip((k for k, _ in batch), out))
+                pairs = zip((k for k, _ in batch), out)
+                if self.query_cap is None:
+                    self.cache.put_many(self.name, self.model_id, src, tgt, pairs)
+                else:
+                    self.cache.put_queries(self.name, self.model_id, src, tgt, pairs, self.query_cap)
                 found.update(zip((k for k, _ in batch), out))
                 stats.words += sum(len(t.split()) for _, t in batch)
                 if bar is not None:

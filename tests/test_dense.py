@@ -162,3 +162,38 @@ def test_a_gpu_index_refuses_more_hits_than_faiss_gpu_returns() -> None:
     dense._on_gpu = True  # the check comes before any FAISS call, so a CPU index stands in for a GPU one
     with pytest.raises(InputError, match="at most 2048"):
         dense.search_vectors(_unit(rng, 1), ["q"], GPU_MAX_K + 1)
+
+
+def test_gpu_segments_are_searched_one_thread_at_a_time():
+    """FAISS GPU indexes are not thread-safe: LoadedSegment.gpu_lock serialises searches of an on-GPU segment (a
+    stand-in index records how many searches overlap; scripts/device_check runs the real GPU)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xsearch.components._segments import LoadedSegment, SegmentedSearcher
+
+    class Recording:
+        ntotal = 3
+        inside = peak = 0
+        guard = threading.Lock()
+
+        def search(self, vectors, k):  # noqa: ANN001, ANN201
+            with self.guard:
+                self.inside += 1
+                self.peak = max(self.peak, self.inside)
+            time.sleep(0.01)
+            with self.guard:
+                self.inside -= 1
+            return np.tile(np.array([[0.9, 0.5, 0.1]], np.float32)[:, :k], (len(vectors), 1)), \
+                np.tile(np.arange(k), (len(vectors), 1))
+
+    seg = object.__new__(LoadedSegment)
+    seg.name, seg.kind, seg.index, seg.plain, seg.on_gpu = "s", "flat", Recording(), None, True
+    seg.ids = np.array(["a", "b", "c"], dtype=object)
+    seg.gens, seg._rows, seg.gpu_lock = np.ones(3, np.int64), None, threading.Lock()
+    searcher = SegmentedSearcher([seg], {})
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda i: searcher.search_vectors(np.ones((1, 4), np.float32), ["q"], 3), range(16)))
+    assert seg.index.peak == 1
+    assert all(r == {"q": {"a": pytest.approx(0.9), "b": pytest.approx(0.5), "c": pytest.approx(0.1)}} for r in runs)

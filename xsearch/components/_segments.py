@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,8 @@ class LoadedSegment:
         if use_gpu and self.kind != "hnsw":
             self.index = faiss.index_cpu_to_all_gpus(self.index)
             self.on_gpu = True
+        # FAISS GPU indexes must not be searched from two threads at once (server threads, shard threads)
+        self.gpu_lock = threading.Lock()
         self._rows: dict[str, list[int]] | None = None
 
     def rows_of(self, doc_id: str) -> list[int]:
@@ -257,7 +260,8 @@ class SegmentedSearcher:
             elif filt is not None:
                 params = filt[1]
             if seg.on_gpu:
-                scores, rows = seg.index.search(vectors, min(depth, GPU_MAX_K))
+                with seg.gpu_lock:
+                    scores, rows = seg.index.search(vectors, min(depth, GPU_MAX_K))
             elif params is not None:
                 scores, rows = _search_cpu(seg.index, vectors, depth, one_thread=one, params=params)
             else:

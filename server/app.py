@@ -6,6 +6,7 @@ with a message saying what was wrong (400 for semantic errors, 404 for unknown i
 their declared schema, 413 for oversized bodies, 503 when a backend or the index fails: server/errors.py maps
 every library error class); never a 500, never a server path or a stack in a message.
 """
+import asyncio
 import copy
 from collections import Counter
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
@@ -293,7 +295,7 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
 
     @app.get("/search", response_model=SearchResponse, dependencies=reads,
              responses=_errors(400, *read_errors, 503), tags=["search"])
-    def search(
+    async def search(
         request: Request,
         q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars, pattern=r"\S",
                                 description=f"the query (at most {settings.max_query_chars} characters)")],
@@ -330,6 +332,16 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
             raise HTTPException(400, f"offset + k must be at most {SEARCH.max_k} (got {offset} + {k})")
         filters = _parse_filters(year, venue, field or [])
         t0 = time.perf_counter()
+        try:   # the search runs in the thread pool (its size bounds concurrent searches); the client waits at most
+            return await asyncio.wait_for(run_in_threadpool(  # the budget (a search past it finishes unseen)
+                _search, text, route, k, offset, lang, filters, facets, t0), settings.search_budget_s)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"search {_safe(text)!r} took longer than the server's time budget of "
+                                     f"{settings.search_budget_s:g} s; try again, or a cheaper route",
+                                headers={"Retry-After": "1"}) from None
+
+    def _search(text: str, route: Any, k: int, offset: int, lang: str, filters: dict, facets: bool,
+                t0: float) -> SearchResponse:
         with live.reading() as index:
             route_name = route.value if route is not None else index.default_route
             found = index.page(text, route=route_name, k=k, lang=lang, offset=offset, filters=filters,

@@ -32,6 +32,8 @@ class ServerSettings(BaseModel):
     filter_depth: int = Field(SEARCH.filter_depth, ge=1, le=SEARCH.max_k,
                               description="candidates ranked before field filters (year=..., venue=...) and facets "
                                           "apply (XSEARCH_FILTER_DEPTH; default xsearch.config.SearchDefaults)")
+    search_budget_s: float = Field(10.0, gt=0, le=600, description="longest a client waits for one search before "
+                                                                "a 503 (XSEARCH_SEARCH_BUDGET_S)")
     max_batch_docs: int = Field(1000, ge=1, le=100_000, description="most documents in one POST /docs batch")
     max_body_bytes: int = Field(50_000_000, ge=1024, description="largest request body accepted")
     warm: bool = Field(False, description="open every route (and load its models) at start-up (XSEARCH_WARM)")

@@ -129,3 +129,23 @@ def test_highlighting_is_one_pass_whatever_the_number_of_terms():
         return min(times)
 
     assert best(many) < 3 * best(few) + 0.02   # words x terms would be about 1000 x slower
+
+
+def test_a_search_past_the_time_budget_is_a_503_and_the_server_goes_on(served, monkeypatch):
+    import time
+
+    _c, path = served
+    real = IndexView.page
+
+    def slow(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if a and a[0] == "slow query":
+            time.sleep(1.5)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(IndexView, "page", slow)
+    with TestClient(create_app(ServerSettings(index=path, search_budget_s=0.3))) as c:
+        t = time.perf_counter()
+        r = c.get("/search", params={"q": "slow query", "route": "bm25", "lang": "fr"})
+        assert r.status_code == 503 and time.perf_counter() - t < 1.2, r.text
+        assert "time budget of 0.3 s" in r.json()["detail"] and r.headers["Retry-After"] == "1"
+        assert c.get("/search", params={"q": "chats", "route": "bm25", "lang": "fr"}).json()["hits"][0]["id"] == "d3"

@@ -9,6 +9,7 @@ bounded in requests and in time.
     .venv/bin/python scripts/loadtest.py                       # indexes/taln, its routes, 8 clients
     .venv/bin/python scripts/loadtest.py --index /tmp/idx --routes bm25 dense --clients 4 --requests 500
     .venv/bin/python scripts/loadtest.py --index /tmp/idx --keyless-post-mb 40   # time to refuse a keyless POST
+    .venv/bin/python scripts/loadtest.py --index /tmp/idx --soak 600 --clients 16     # 15 readers + 1 writer
 """
 from __future__ import annotations
 
@@ -186,6 +187,74 @@ def run_route(base: str, route: str, clients: int, requests: int, seconds: float
             "p99_ms": round(percentile(ms, 99), 1), "mean_ms": round(statistics.fmean(ms), 1) if ms else None}
 
 
+def soak(base: str, routes: list[str], clients: int, seconds: float, k: int, key: str, pid: int) -> dict:
+    """clients - 1 readers (reader i on route i mod len(routes), all queries in turn) and one writer (POST a new
+    document, then DELETE the one before: the index keeps its size) for `seconds`; RSS sampled every 10 s."""
+    lat: dict[str, list[float]] = {r: [] for r in [*routes, "POST /docs", "DELETE /docs"]}
+    errors: dict[str, list[str]] = {r: [] for r in lat}
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+    rss: list[tuple[float, float]] = []
+
+    def record(name: str, t: float, r: "httpx.Response | None", why: str | None = None) -> None:
+        with lock:
+            if r is not None and r.status_code == 200:
+                lat[name].append((time.perf_counter() - t) * 1000)
+            else:
+                errors[name].append(why or f"HTTP {r.status_code}: {r.text[:160]}")
+
+    def reader(n: int) -> None:
+        route, i = routes[n % len(routes)], n
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                try:
+                    record(route, t, http.get("/search", params={"q": QUERIES[i % len(QUERIES)], "route": route,
+                                                                  "k": k}))
+                except httpx.HTTPError as exc:
+                    record(route, t, None, repr(exc))
+                i += 1
+
+    def writer() -> None:
+        headers, n = {"X-API-Key": key}, 0
+        with httpx.Client(base_url=base, timeout=120) as http:
+            while time.perf_counter() < stop:
+                doc = {"id": f"soak-{n}", "lang": "fr", "title": f"Essai de charge numéro {n}",
+                       "text": "Un document ajouté puis retiré pendant l'essai d'endurance du serveur.",
+                       "fields": {"year": 2026, "venue": "soak"}}
+                t = time.perf_counter()
+                try:
+                    record("POST /docs", t, http.post("/docs", json={"docs": [doc]}, headers=headers))
+                    if n > 0:
+                        t = time.perf_counter()
+                        record("DELETE /docs", t, http.delete(f"/docs/soak-{n - 1}", headers=headers))
+                except httpx.HTTPError as exc:
+                    record("POST /docs", t, None, repr(exc))
+                n += 1
+                time.sleep(1.0)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(clients - 1)]
+    threads.append(threading.Thread(target=writer))
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    while time.perf_counter() < stop:
+        rss.append((time.perf_counter() - t0, rss_mb(pid)))
+        time.sleep(min(10.0, max(0.0, stop - time.perf_counter())))
+    for t in threads:
+        t.join()
+    rss.append((time.perf_counter() - t0, rss_mb(pid)))
+    warm = next((mb for at, mb in rss if at >= min(60.0, seconds / 4)), rss[0][1])
+    rows = [{"what": name, "requests": len(lat[name]) + len(errors[name]), "errors": len(errors[name]),
+             "first_error": errors[name][0] if errors[name] else None,
+             "p50_ms": round(percentile(lat[name], 50), 1), "p99_ms": round(percentile(lat[name], 99), 1)}
+            for name in lat]
+    return {"seconds": round(time.perf_counter() - t0, 1), "clients": clients, "rows": rows,
+            "rss_mb_first": round(rss[0][1], 1), "rss_mb_warm": round(warm, 1), "rss_mb_end": round(rss[-1][1], 1),
+            "rss_growth_after_warm_pct": round(100 * (rss[-1][1] - warm) / warm, 1),
+            "rss_mb_samples": [round(mb, 1) for _at, mb in rss]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--index", default=str(ROOT / "indexes" / "taln"), help="index folder (default indexes/taln)")
@@ -198,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--startup-timeout", type=float, default=180)
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--soak", type=float, default=None, metavar="SECONDS",
+                   help="soak instead: --clients - 1 readers over the routes and one writer, for SECONDS (<= 3600)")
     p.add_argument("--keyless-post-mb", type=float, default=None,
                    help="only time the refusal of a keyless POST /docs of this many MB (at most 50), 3 times")
     args = p.parse_args(argv)
@@ -205,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             or not 1 <= args.rounds <= 10):
         p.error("bounds: 1 <= clients <= 256, 1 <= requests <= 20000, 0 < seconds <= 600, 1 <= rounds <= 10")
     index = Path(args.index).resolve()
-    if not list(index.glob("manifest-*.json")):
+    if not list(index.glob("manifest-*.json")) and not (index / "sharded.json").exists():
         p.error(f"{index} is not an index folder (build one: xsearch index indexes/taln.yaml)")
 
     port = free_port()
@@ -214,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     keyless = args.keyless_post_mb is not None
     if keyless and not 0 < args.keyless_post_mb <= 50:
         p.error("--keyless-post-mb must be in (0, 50]")
-    proc = start_server(index, port, api_key="loadtest-key-" + os.urandom(8).hex() if keyless else None)
+    key = "loadtest-key-" + os.urandom(8).hex()
+    if args.soak is not None and not (0 < args.soak <= 3600 and args.clients >= 2):
+        p.error("--soak needs 0 < SECONDS <= 3600 and at least 2 clients (readers + the writer)")
+    proc = start_server(index, port, api_key=key if (keyless or args.soak) else None)
     try:
         info = wait_ready(base, proc, args.startup_timeout)
         if keyless:
@@ -225,6 +299,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server pid {proc.pid} ready in {time.perf_counter() - t:.1f}s: {info['name']}, "
               f"{info['doc_count']} documents, routes {', '.join(r['name'] for r in info['routes'])}")
         routes = args.routes or [r["name"] for r in info["routes"]]
+        if args.soak:
+            print(f"soak: {args.clients - 1} readers over {', '.join(routes)} + 1 writer for {args.soak:.0f}s")
+            res = soak(base, routes, args.clients, args.soak, args.k, key, proc.pid)
+            print(f"| requests of | requests | errors | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+            for r in res["rows"]:
+                print(f"| {r['what']} | {r['requests']} | {r['errors']} | {r['p50_ms']} | {r['p99_ms']} |")
+                if r["first_error"]:
+                    print(f"    first error: {r['first_error']}")
+            print(f"server RSS: {res['rss_mb_first']} MB at start, {res['rss_mb_warm']} MB after warm-up, "
+                  f"{res['rss_mb_end']} MB at the end ({res['rss_growth_after_warm_pct']:+.1f}% after warm-up) "
+                  f"over {res['seconds']}s")
+            if args.json:
+                Path(args.json).write_text(json.dumps({"index": str(index), **res}, indent=2))
+            return 1 if any(r["errors"] for r in res["rows"]) else 0
         rss_before = rss_mb(proc.pid)
         results = []
         rss_rounds = []

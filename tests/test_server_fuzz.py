@@ -7,6 +7,7 @@ minute on two cores.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 import pytest
@@ -17,7 +18,8 @@ from schemathesis import GenerationMode  # noqa: E402
 
 from server_helpers import API_KEY, build_template, copy_index, install_translator  # noqa: E402
 
-MAX_EXAMPLES = 25
+# 25 per operation in CI; XSEARCH_FUZZ_EXAMPLES=200 for the evidence run (docs/server.md)
+MAX_EXAMPLES = int(os.environ.get("XSEARCH_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.fixture(scope="module")

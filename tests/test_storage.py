@@ -262,3 +262,21 @@ def test_an_auto_encoder_is_recorded_resolved_and_kept_by_later_batches(tmp_path
     assert index.search("chat", route="dense", k=3, lang="fr")
     index.close()
     assert set(asked) == {"e5-small-ort-int8"}
+
+
+def test_a_long_lived_reader_keeps_only_the_files_of_open_generations_loaded(tmp_path, models):
+    """Each batch adds a FAISS segment and a tombstone file; a reader that follows 30 batches must hold exactly the
+    current generation's (the soak test's RSS grew by ~5 MB a write before: every segment stayed loaded)."""
+    rng = random.Random(7)
+    path = build_index(_config(), tmp_path / "idx", docs=[_doc(i, rng) for i in range(10)], show_progress=False,
+                       log=lambda _m: None, models=models)
+    reader = open_index(path, models)
+    for n in range(30):
+        apply_batch(path, [_doc(100 + n, rng)], [f"d{n % 10}"] if n < 10 else [], models=models)
+        assert reader.search("chat chien", route="dense", k=3, lang="fr")
+    state = read_manifest(path).components["dense"].state
+    cached = {k[2] for k in reader._cache if isinstance(k, tuple) and k[0] == "segment"}  # noqa: SLF001
+    assert cached == {s["name"] for s in state["segments"]}
+    tombs = {k[2] for k in reader._cache if isinstance(k, tuple) and k[0] == "tombstones"}  # noqa: SLF001
+    assert tombs == set(state["tombstones"])
+    reader.close()

@@ -12,6 +12,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .components import Models, OpenContext, get_kind
@@ -29,6 +30,33 @@ if TYPE_CHECKING:
 DEFAULTS = SearchDefaults()
 
 
+class GenerationCache(MutableMapping):
+    """One generation's view of its Index's cache of loaded write-once files (FAISS segments, tombstones...): the
+    keys it reads or adds are recorded, so that what no open generation uses is dropped once the generations
+    that used it close — else every write's segment would stay loaded for the life of the process."""
+
+    def __init__(self, shared: dict[Any, Any]):
+        self.shared, self.used = shared, set()
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self.shared[key]
+        self.used.add(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.used.add(key)
+        self.shared[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self.shared[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self.shared))
+
+    def __len__(self) -> int:
+        return len(self.shared)
+
+
 class Generation:
     """One generation, opened: its manifest, doc store view and retrievers (created on first use)."""
 
@@ -37,7 +65,8 @@ class Generation:
         self.manifest: dict[str, Any] = manifest.model_dump(mode="json")
         self.generation = manifest.generation
         self.docstore = DocStore(root / manifest.docstore, manifest.generation)
-        self._ctx = OpenContext(root, manifest.components, models, translator, cache)
+        self.cache = GenerationCache(cache)
+        self._ctx = OpenContext(root, manifest.components, models, translator, self.cache)
         self._retrievers: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.users = 0
@@ -107,13 +136,16 @@ class Index:
         self.translator = None  # set by the caller (or lazily from the manifest) for query translation
         self.auto_refresh = auto_refresh
         self._cache: dict[Any, Any] = {}
+        self._open_gens: set[Generation] = set()
         self._lock = threading.Lock()
         self._components: dict[str, Any] = {}   # memo for helpers (generated queries)
         self._current = self._open(read_manifest(self.path))
 
     def _open(self, manifest: Manifest) -> Generation:
         # late-bound, so an owner (a ShardedIndex) can give all its shards one translator
-        return Generation(self.path, manifest, self.models, lambda: self.query_translator(), self._cache)
+        gen = Generation(self.path, manifest, self.models, lambda: self.query_translator(), self._cache)
+        self._open_gens.add(gen)
+        return gen
 
     # ---- generations ------------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -140,7 +172,15 @@ class Index:
     def _retire(self, gen: Generation) -> None:
         gen.retired = True
         if gen.users == 0:
-            gen.close()
+            self._close(gen)
+
+    def _close(self, gen: Generation) -> None:
+        """Close a generation no search holds, and drop the loaded files no open generation uses (lock held)."""
+        gen.close()
+        self._open_gens.discard(gen)
+        keep = set().union(*(g.cache.used for g in self._open_gens))
+        for key in [k for k in self._cache if k not in keep]:
+            del self._cache[key]
 
     @contextmanager
     def pinned(self) -> Iterator[Generation]:
@@ -156,7 +196,7 @@ class Index:
             with self._lock:
                 gen.users -= 1
                 if gen.retired and gen.users == 0:
-                    gen.close()
+                    self._close(gen)
 
     @property
     def generation(self) -> int:

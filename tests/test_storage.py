@@ -280,3 +280,29 @@ def test_a_long_lived_reader_keeps_only_the_files_of_open_generations_loaded(tmp
     tombs = {k[2] for k in reader._cache if isinstance(k, tuple) and k[0] == "tombstones"}  # noqa: SLF001
     assert tombs == set(state["tombstones"])
     reader.close()
+
+
+def test_closing_a_doc_store_view_closes_every_threads_connection(tmp_path, models):
+    import sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xsearch.docstore import DocStore
+
+    rng = random.Random(3)
+    path = build_index(_config(), tmp_path / "idx", docs=[_doc(i, rng) for i in range(5)], show_progress=False,
+                       log=lambda _m: None, models=models)
+    store = DocStore(path / read_manifest(path).docstore, 1)
+    barrier = threading.Barrier(4)
+
+    def read(_i: int) -> sqlite3.Connection:
+        barrier.wait()               # four live threads at once: four connections
+        assert store.get("d1") is not None
+        return store._conn()  # noqa: SLF001
+
+    with ThreadPoolExecutor(4) as pool:
+        conns = list(pool.map(read, range(4)))
+    assert len({id(c) for c in conns}) == 4
+    store.close()
+    for conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")

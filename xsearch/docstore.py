@@ -52,6 +52,8 @@ class DocStore:
         self.generation = generation
         self.writable = writable
         self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []   # every thread's, so close() closes them all
+        self._conns_lock = threading.Lock()
         if writable:
             with self._conn() as c:
                 c.executescript(_SCHEMA)
@@ -65,6 +67,8 @@ class DocStore:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")  # the commit is durable before the manifest names it
             self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
         return conn
 
     def _where(self) -> tuple[str, list[int]]:
@@ -181,7 +185,11 @@ class DocStore:
             return c.execute("DELETE FROM docs WHERE deleted IS NOT NULL AND deleted <= ?", (oldest_kept,)).rowcount
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the connections of every thread that read through this view (a server's pool threads each
+        opened one; left open, each generation's would keep its page cache for the life of the thread). Callers
+        close a view only when no read is in flight on it (a generation with no users)."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()

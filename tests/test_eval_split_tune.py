@@ -139,3 +139,20 @@ def test_no_best_route_from_a_single_route():
     routes, default = _routes(IndexConfig(corpus=CorpusSpec(path="inline")),
                               {"dense": {"kind": "dense", "encoder": "e5-small"}})
     assert "best" not in routes and default == "dense"
+
+
+def test_the_demo_recipe_default_is_its_tuned_best_fusion():
+    """indexes/taln.yaml stores the dev-tuned fusion as `best`: it parses, its parts are routes of the index the
+    recipe builds (demo route names, e.g. `splade` for the eval's splade-dt), and it is the default route."""
+    from pathlib import Path
+
+    from xsearch.routes import component_specs
+
+    recipe = Path(__file__).resolve().parents[1] / "indexes" / "taln.yaml"
+    config = IndexConfig.from_yaml(recipe)
+    tuned = [f for f in config.fusions if f.name == "best"]
+    assert len(tuned) == 1 and tuned[0].weights and len(tuned[0].weights) == len(tuned[0].fuse)
+    specs = component_specs(config, ["fr"])
+    routes, default = _routes(config, {n: s.model_dump() for n, s in specs.items()})
+    assert default == "best" and routes["best"].fuse == tuned[0].fuse
+    assert (routes["best"].method, routes["best"].weights) == (tuned[0].method, tuned[0].weights)

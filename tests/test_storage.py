@@ -202,6 +202,15 @@ def test_rm3_route_through_one_recipe_line(tmp_path, models):
     assert index.run({"q": "castor barrage"}, route="bm25-rm3", k=1, lang="fr").ranked("q")[0][0] == "new"
 
 
+def test_rm3_with_qt_is_a_query_translation_route():
+    from xsearch.components.rm3 import RM3Spec, routes
+
+    ((name, entry),) = routes("bm25-qt-rm3", RM3Spec(over="bm25", qt=True))
+    assert name == "bm25-qt-rm3" and entry.query_translation and "translated" in entry.about
+    ((_, plain),) = routes("bm25-rm3", RM3Spec(over="bm25"))
+    assert not plain.query_translation
+
+
 @pytest.mark.slow
 def test_a_thousand_random_batches_then_compaction_equal_a_fresh_build(tmp_path, models):
     rng = random.Random(4)

@@ -16,6 +16,7 @@ class RM3Spec(ComponentSpec):
     fb_terms: int = 10
     fb_docs: int = 10
     original_weight: float = 0.5
+    qt: bool = False              # queries translated into the components' language first (BM25-QT + RM3)
     route: str | None = None
 
 
@@ -44,9 +45,9 @@ def open_rm3(ctx: OpenContext, name: str, entry: ComponentEntry, query_translati
 
 
 def routes(name: str, spec: RM3Spec) -> list[tuple[str, RouteEntry]]:
-    return [(spec.route or name, RouteEntry(components=[name], about=(
+    return [(spec.route or name, RouteEntry(components=[name], query_translation=spec.qt, about=(
         f"BM25 with RM3 feedback ({spec.fb_docs} docs, {spec.fb_terms} terms, original weight "
-        f"{spec.original_weight:g}) over {spec.over}")))]
+        f"{spec.original_weight:g}) over {spec.over}" + (", queries translated first" if spec.qt else ""))))]
 
 
 KIND = register(Kind("rm3", RM3Spec, opener=open_rm3, routes=routes))

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,28 @@ def test_import_is_cheap():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_closed_lucene_searchers_unmap_their_files(tmp_path):
+    """Pyserini's searchers open a second reader that their close() leaves open (LuceneSearcher.index_reader,
+    LuceneImpactSearcher's idf reader): a reader following live updates kept every old snapshot mapped after its
+    files were deleted. xsearch's wrappers close them."""
+    import os
+
+    from xsearch.lucene import LuceneBM25, LuceneImpact, build_bm25, build_impact
+
+    def mapped(folder: Path) -> int:
+        return sum(1 for line in open(f"/proc/{os.getpid()}/maps") if str(folder) in line)
+
+    if not Path(f"/proc/{os.getpid()}/maps").exists():
+        pytest.skip("needs /proc (Linux)")
+    bm25_dir, impact_dir = tmp_path / "bm25", tmp_path / "impact"
+    build_bm25([{"id": "a", "contents": "les chats dorment"}, {"id": "b", "contents": "les chiens aboient"}],
+               bm25_dir, "fr")
+    build_impact([{"id": "a", "vector": {"cat": 5, "sleep": 3}}, {"id": "b", "vector": {"dog": 4}}], impact_dir)
+    bm25, impact = LuceneBM25(bm25_dir, "fr"), LuceneImpact(impact_dir)
+    assert bm25.search_texts(["chats"], ["q"], 2)["q"] and impact.search_vectors([{"dog": 1.0}], ["q"], 2)["q"]
+    assert mapped(bm25_dir) > 0 and mapped(impact_dir) > 0
+    bm25.close()
+    impact.close()
+    assert mapped(bm25_dir) == 0 and mapped(impact_dir) == 0

@@ -96,6 +96,9 @@ class LuceneBM25:
     def close(self) -> None:
         with JNI_LOCK:
             self._searcher.close()
+            # Pyserini's LuceneSearcher opens a second reader (index_reader) that its close() leaves open: its
+            # files stay mapped after they are deleted (a server that follows live updates grew ~5 MB a write)
+            self._searcher.index_reader.reader.close()
 
 
 class LuceneImpact:
@@ -103,11 +106,9 @@ class LuceneImpact:
 
     def __init__(self, index_dir: str | Path):
         ensure_jvm()
-        from pyserini.search.lucene import LuceneImpactSearcher
-
         self.index_dir = str(index_dir)
         with JNI_LOCK:
-            self._searcher = LuceneImpactSearcher(self.index_dir, query_encoder=_PassThrough())
+            self._searcher = _impact_searcher_class()(self.index_dir, query_encoder=_PassThrough())
 
     def search_vectors(self, vectors: Sequence[Mapping[str, float]], qids: Sequence[str], k: int) -> Run:
         if not vectors:
@@ -119,6 +120,31 @@ class LuceneImpact:
     def close(self) -> None:
         with JNI_LOCK:
             self._searcher.close()
+
+
+def _impact_searcher_class():  # noqa: ANN202
+    """Pyserini's LuceneImpactSearcher whose idf table is read through a reader that is closed afterwards
+    (Pyserini's own `_compute_idf` leaves it open, its files mapped for the life of the JVM)."""
+    from pyserini.index.lucene import LuceneIndexReader
+    from pyserini.search.lucene import LuceneImpactSearcher
+
+    class ClosingImpactSearcher(LuceneImpactSearcher):
+        @staticmethod
+        def _compute_idf(index_path: str) -> dict[str, float]:
+            import numpy as np
+
+            index_reader = LuceneIndexReader(index_path)
+            try:
+                tokens, dfs = [], []
+                for term in index_reader.terms():
+                    dfs.append(term.df)
+                    tokens.append(term.term)
+                idfs = np.log(index_reader.stats()["documents"] / np.array(dfs))
+                return dict(zip(tokens, idfs))
+            finally:
+                index_reader.reader.close()
+
+    return ClosingImpactSearcher
 
 
 class _PassThrough:

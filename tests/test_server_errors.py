@@ -107,8 +107,6 @@ def test_java_exceptions_become_typed_errors(tmp_path):
 
 
 def test_highlighting_is_one_pass_whatever_the_number_of_terms():
-    import time
-
     from server.highlight import _key, highlight, query_terms, snippet
 
     words = [f"mot{i % 997}x" for i in range(20_000)] + ["automatiquement", "traductions", "chat"]
@@ -120,15 +118,20 @@ def test_highlighting_is_one_pass_whatever_the_number_of_terms():
     marked = set(__import__("re").findall(r"<mark>(\w+)</mark>", highlight(text, many)))
     assert marked == expected == {"automatiquement", "chat"}
 
-    def best(stems: list[str]) -> float:
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            snippet(text, stems)
-            times.append(time.perf_counter() - t)
-        return min(times)
+    class Counted(list):
+        """The query terms, counting how often highlighting walks them: once per text when they are sets, once per
+        word (20,003 here) for a words x terms loop."""
 
-    assert best(many) < 3 * best(few) + 0.02   # words x terms would be about 1000 x slower
+        walks = 0
+
+        def __iter__(self):  # noqa: ANN204
+            Counted.walks += 1
+            return super().__iter__()
+
+    terms = Counted(many)
+    snippet(text, terms)
+    highlight(text, terms)
+    assert Counted.walks <= 4, Counted.walks   # a constant per call, whatever the text's length
 
 
 def test_a_search_past_the_time_budget_is_a_503_and_the_server_goes_on(served, monkeypatch):
@@ -137,15 +140,17 @@ def test_a_search_past_the_time_budget_is_a_503_and_the_server_goes_on(served, m
     _c, path = served
     real = IndexView.page
 
+    finished: list[bool] = []
+
     def slow(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
         if a and a[0] == "slow query":
-            time.sleep(1.5)
+            time.sleep(3.0)
+            finished.append(True)
         return real(self, *a, **kw)
 
     monkeypatch.setattr(IndexView, "page", slow)
     with TestClient(create_app(ServerSettings(index=path, search_budget_s=0.3))) as c:
-        t = time.perf_counter()
         r = c.get("/search", params={"q": "slow query", "route": "bm25", "lang": "fr"})
-        assert r.status_code == 503 and time.perf_counter() - t < 1.2, r.text
+        assert r.status_code == 503 and not finished, r.text   # answered before the search was done
         assert "time budget of 0.3 s" in r.json()["detail"] and r.headers["Retry-After"] == "1"
         assert c.get("/search", params={"q": "chats", "route": "bm25", "lang": "fr"}).json()["hits"][0]["id"] == "d3"

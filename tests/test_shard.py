@@ -157,13 +157,16 @@ def test_ray_is_optional_and_named_when_missing(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingBackendError, match=r"xsearch\[ray\]"):
-        ray_build._ray()
+        ray_build.import_ray()
 
 
 # ---- on a local Ray -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
+    from xsearch.shard.ray_build import import_ray
+
+    ray = import_ray()   # as xsearch imports it: no failure signal handler over the JVM's
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

@@ -21,9 +21,15 @@ from ..records import Doc
 
 Log = Callable[[str], None]
 FAULT_ENV = "XSEARCH_SHARD_FAULT"   # tests only: "<shard>:once:<marker file>" or "<shard>:always"
+# workers run Lucene (a JVM) too: Ray's failure signal handler must stay off there as well (see import_ray)
+WORKER_ENV = {"env_vars": {"RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1"}}
 
 
-def _ray():
+def import_ray():
+    """Ray, imported. Its driver must not install its failure signal handler: that replaces the JVM's SIGSEGV
+    handler (the JVM takes SIGSEGV on purpose, for safepoints and null checks), and the next Lucene call in this
+    process crashes it (seen: a segfault in the first BM25 write after a Ray build)."""
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     try:
         import ray
         import ray.data  # noqa: F401
@@ -72,7 +78,7 @@ def build_on_ray(config: IndexConfig, root: Path, parts: Sequence[Sequence[Doc]]
                  workers: int | None, retries: int, log: Log) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build every shard on Ray (started here for "local", joined for "auto" or an address); returns each shard's
     stats and how the build ran."""
-    ray = _ray()
+    ray = import_ray()
     started = not ray.is_initialized()
     if started:
         if address == "local":
@@ -90,7 +96,7 @@ def build_on_ray(config: IndexConfig, root: Path, parts: Sequence[Sequence[Doc]]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
         built = ds.map_batches(
             ShardBuilder, batch_size=1, concurrency=n, num_cpus=max(1, cpus // n) if not gpu_each else 1,
-            num_gpus=gpu_each, batch_format="numpy",
+            num_gpus=gpu_each, batch_format="numpy", runtime_env=WORKER_ENV,
             fn_constructor_kwargs={"config": config.model_dump(mode="json"), "root": str(root),
                                    "count": len(parts), "fault": os.environ.get(FAULT_ENV)},
             # bounded restarts (Ray Data's default is forever); Ray 2.60 has no named parameter for them yet

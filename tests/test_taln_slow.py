@@ -17,9 +17,10 @@ pytestmark = pytest.mark.slow
 def taln_index(tmp_path_factory):
     if not (default_data_dir() / "taln-archives" / "xml").is_dir():
         pytest.skip(f"TALN data not found under {default_data_dir()}")
-    # the demo recipe without its translation and SPLADE stages (tested elsewhere): BM25 + dense is what is checked
+    # the demo recipe without its translation and SPLADE stages and the extra routes built on them (tested
+    # elsewhere): BM25 + dense is what is checked
     config = IndexConfig.from_yaml("indexes/taln.yaml").model_copy(
-        update={"translate": TranslationSpec(), "splade": SpladeSpec()})
+        update={"translate": TranslationSpec(), "splade": SpladeSpec(), "components": [], "fusions": []})
     out = tmp_path_factory.mktemp("taln") / "taln"
     build_index(config, out, show_progress=False, log=print)
     return open_index(out)

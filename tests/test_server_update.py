@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server_helpers import DOCS, TRANSLATOR, build_template, copy_index, install_translator
+from server_helpers import DOCS, EXACT_E5, TRANSLATOR, build_template, copy_index, install_translator
 from xsearch.errors import InputError
 from xsearch.index import open_index
 from xsearch.records import Doc
@@ -40,7 +40,7 @@ def _fresh(docs, out: Path, kind: str = "flat") -> Path:  # noqa: ANN001
     from xsearch.build import build_index
     from xsearch.config import CorpusSpec, IndexConfig
 
-    cfg = IndexConfig(name="tiny", corpus=CorpusSpec(path="inline"), dense={"kind": kind},
+    cfg = IndexConfig(name="tiny", corpus=CorpusSpec(path="inline"), dense={"kind": kind, **EXACT_E5},
                       translate={"translator": TRANSLATOR})
     return build_index(cfg, out, docs=list(docs), show_progress=False, log=lambda _m: None)
 

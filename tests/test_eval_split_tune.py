@@ -156,3 +156,21 @@ def test_the_demo_recipe_default_is_its_tuned_best_fusion():
     routes, default = _routes(config, {n: s.model_dump() for n, s in specs.items()})
     assert default == "best" and routes["best"].fuse == tuned[0].fuse
     assert (routes["best"].method, routes["best"].weights) == (tuned[0].method, tuned[0].weights)
+
+
+def test_routes_over_a_missing_base_are_not_listed():
+    """Without translation there is no bm25-dt or dense-dt: RM3 / vector PRF over them serve no route."""
+    from xsearch.routes import unserved
+    from xsearch.storage.manifest import ComponentEntry
+
+    components = {"bm25-fr": {"kind": "bm25", "lang": "fr"}, "dense": {"kind": "dense", "encoder": "e5-small"},
+                  "bm25-rm3": {"kind": "rm3", "over": "bm25"},
+                  "bm25-dt-rm3-d5": {"kind": "rm3", "over": "bm25-dt", "fb_docs": 5},
+                  "dense-vprf": {"kind": "vprf", "over": "dense"},
+                  "dense-dt-vprf": {"kind": "vprf", "over": "dense-dt"},
+                  "dense-qt": {"kind": "dense-qt", "over": "dense-dt", "lang": "fr"}}
+    routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline")), components)
+    assert {"bm25-rm3", "dense-vprf"} <= set(routes)
+    assert not {"bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"} & set(routes)
+    entries = {n: ComponentEntry(kind=s["kind"], spec=s) for n, s in components.items()}
+    assert sorted(unserved(entries)) == ["bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"]

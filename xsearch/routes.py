@@ -77,7 +77,10 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     """Every route the components serve, the fusion templates whose parts exist, the recipe's fusions; and the
     default route."""
     routes: dict[str, RouteEntry] = {}
+    idle = unserved(components)
     for name, entry in components.items():
+        if name in idle:
+            continue
         kind = get_kind(entry.kind)
         for route, spec in kind.routes(name, kind.spec.model_validate(entry.spec)):
             if route in routes:
@@ -106,6 +109,19 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     else:
         default = next((r for r in DEFAULT_ROUTES if r in routes), next(iter(routes)))
     return routes, default
+
+
+def unserved(components: dict[str, ComponentEntry]) -> dict[str, str]:
+    """Components that serve no route in this index, and why: kinds over a component the index lacks (RM3 over
+    bm25-dt, vector PRF over dense-dt, when the recipe translates nothing)."""
+    out: dict[str, str] = {}
+    for name, entry in components.items():
+        kind = get_kind(entry.kind)
+        if kind.missing is not None:
+            why = kind.missing(kind.spec.model_validate(entry.spec), components)
+            if why:
+                out[name] = why
+    return out
 
 
 def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec

@@ -66,6 +66,8 @@ class Condition(_Strict):
     norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
     rrf_k: int = Field(60, ge=1)
     fast: bool = Field(False, description="part of the quick subset (reproduction check in tests)")
+    opt_in: bool = Field(False, description="skipped by `eval run` unless `--only` names it or `--all` is given "
+                                           "(variants that lost on dev and feed no default condition)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Condition":
@@ -93,6 +95,7 @@ class Benchmark(_Strict):
     @model_validator(mode="after")
     def _refs(self) -> "Benchmark":
         names = [c.name for c in self.conditions]
+        by_name = {c.name: c for c in self.conditions}
         if len(set(names)) != len(names):
             raise ValueError("condition names must be unique")
         seen: set[str] = set()
@@ -102,9 +105,14 @@ class Benchmark(_Strict):
             for part in c.fuse or []:
                 if part not in seen:
                     raise ValueError(f"condition {c.name!r} fuses {part!r}, which must be defined before it")
+                if by_name[part].opt_in and not c.opt_in:
+                    raise ValueError(f"condition {c.name!r} fuses the opt-in condition {part!r}: make it opt-in "
+                                     "too, or run the part by default")
             seen.add(c.name)
         if self.baseline not in names:
             raise ValueError(f"baseline {self.baseline!r} is not a condition")
+        if by_name[self.baseline].opt_in:
+            raise ValueError(f"the baseline {self.baseline!r} cannot be opt-in")
         unknown = [n for n in [*self.wins_losses_vs, *self.ladder] if n not in names]
         if unknown:
             raise ValueError(f"wins_losses_vs / ladder name unknown conditions {unknown}")

@@ -86,7 +86,8 @@ class Generation:
         if spec.fuse:
             parts = [self.retriever(r) for r in spec.fuse]
             return FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights, norm=spec.norm,
-                                  depth=DEFAULTS.fusion_depth, rrf_k=spec.rrf_k or DEFAULTS.rrf_k)
+                                  depth=DEFAULTS.fusion_depth, rrf_k=spec.rrf_k or DEFAULTS.rrf_k,
+                                  rrf_fill=spec.rrf_fill)
         parts = []
         for name in spec.components:
             entry = self.manifest_model.components.get(name)

@@ -101,7 +101,7 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
         if f.weights is not None and len(f.weights) != len(f.fuse):
             raise InputError(f"fusion {f.name!r}: {len(f.weights)} weights for {len(f.fuse)} routes")
         routes[f.name] = RouteEntry(fuse=f.fuse, method=f.method, weights=f.weights, norm=f.norm, rrf_k=f.rrf_k,
-                                    about=f.about or _about(f))
+                                    rrf_fill=f.rrf_fill, about=f.about or _about(f))
     if config.default_route:
         if config.default_route not in routes:
             raise InputError(f"default_route {config.default_route!r} is not a route of this index: {sorted(routes)}")
@@ -129,4 +129,5 @@ def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec
     parts = ", ".join(f"{p} x{w:g}" for p, w in zip(f.fuse, f.weights)) if f.weights else ", ".join(f.fuse)
     how = {"rrf": f"reciprocal rank fusion (k={f.rrf_k or 60})", "wsum": f"weighted sum of {f.norm} scores",
            "max": f"maximum of {f.norm} scores"}[f.method]
-    return f"{how} of {parts}"
+    fill = f"; below the first {f.rrf_fill}, reciprocal rank fusion of the same routes" if f.rrf_fill else ""
+    return f"{how} of {parts}{fill}"

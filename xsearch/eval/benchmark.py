@@ -65,6 +65,7 @@ class Condition(_Strict):
     weights: Optional[list[float]] = None
     norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
     rrf_k: int = Field(60, ge=1)
+    rrf_fill: Optional[int] = Field(None, ge=1, description="n: the fused ranking's first n, then the RRF of the same routes below them (recall@100)")
     fast: bool = Field(False, description="part of the quick subset (reproduction check in tests)")
     opt_in: bool = Field(False, description="skipped by `eval run` unless `--only` names it or `--all` is given "
                                            "(variants that lost on dev and feed no default condition)")

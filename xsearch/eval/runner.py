@@ -110,7 +110,7 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
         t = time.perf_counter()
         if cond.fuse:
             run = fuse([runs[p] for p in cond.fuse], method=cond.method, weights=cond.weights, norm=cond.norm,
-                       rrf_k=cond.rrf_k).cut(bench.k)
+                       rrf_k=cond.rrf_k, rrf_fill=cond.rrf_fill).cut(bench.k)
         else:
             index = indexes[cond.index]
             if cond.route not in index.routes:

@@ -109,7 +109,7 @@ def test_query_vectors_persist_across_encoders_by_name(tmp_path):
     again = Counting("e5")
     rerun = QueryCachingEncoder(again, store=QueryVectorStore(path))
     assert rerun.encode_queries(["bb", "a", "ccc"]).tolist() == [[2, 1], [1, 1], [3, 1]]
-    assert again.seen == ["ccc"] and rerun.stored_hits == 2
+    assert again.seen == ["ccc"] and (rerun.stored_hits, rerun.encoded) == (2, 1)
     other = Counting("e5", precision="fp16")
     QueryCachingEncoder(other, store=QueryVectorStore(path)).encode_queries(["a"])
     assert other.seen == ["a"] and encoder_key(other) == "e5|fp16" and len(QueryVectorStore(path)) == 4

@@ -16,7 +16,8 @@ class QueryCachingEncoder:
     def __init__(self, inner, max_entries: int = 200_000, store: QueryVectorStore | None = None):
         self.inner = inner
         self.store = store
-        self.stored_hits = 0   # texts read from the store rather than encoded (for logs and tests)
+        self.stored_hits = 0   # texts read from the store rather than encoded (reports, tests)
+        self.encoded = 0       # texts encoded by the inner encoder
         self.name = inner.name
         self.dim = inner.dim
         self.family = getattr(inner, "family", inner.name)
@@ -37,6 +38,7 @@ class QueryCachingEncoder:
             missing = [t for t in missing if t not in stored]
         if missing:
             vectors = self.inner.encode_queries(missing, batch_size=batch_size)
+            self.encoded += len(missing)
             known.update(zip(missing, vectors))
             if self.store is not None:
                 self.store.put_many(encoder_key(self.inner), zip(missing, vectors))

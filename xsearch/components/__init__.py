@@ -101,6 +101,10 @@ class Models:
             self._cache[key] = enc if isinstance(enc, QueryCachingEncoder) else QueryCachingEncoder(enc)
         return self._cache[key]
 
+    def dense_encoders(self) -> list[Any]:
+        """The dense encoders loaded so far (QueryCachingEncoder objects: their memo and counters)."""
+        return [v for (kind, _), v in list(self._cache.items()) if kind == "d"]
+
     def sparse(self, spec: str, max_length: int = 256):
         key = ("s", f"{spec}|{max_length}")
         if key in self._cache:

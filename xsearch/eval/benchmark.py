@@ -90,6 +90,9 @@ class Benchmark(_Strict):
     indexes: dict[str, IndexSpec]
     conditions: list[Condition]
     split: SplitSpec = SplitSpec()
+    query_vector_cache: bool = Field(False, description="keep query vectors across runs in the cache "
+                                     "(xsearch.qvstore): a rerun encodes no query it has seen; off where the "
+                                     "search times are the measurement (eval/encoders.yaml)")
     ladder: list[str] = Field(default_factory=list, description="conditions in order of addition: each is tested "
                               "against the best of those before it (on test and on all queries)")
 

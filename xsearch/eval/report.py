@@ -97,6 +97,11 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
               f"![recall](plots/{bench.name}-recall.png)", "", "## Timings (seconds, this run)", "",
               "| stage | s |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
+    if result.query_vectors:
+        store = "on" if bench.query_vector_cache else "off"
+        lines += ["", f"Query vectors (query-vector store {store}, xsearch.qvstore): " + "; ".join(
+            f"{name}: {c['encoded']:,} encoded, {c['stored']:,} read from the store"
+            for name, c in result.query_vectors.items()) + "."]
     for name, t in result.index_timings.items():
         lines += ["", f"Index `{name}` build stages (s, when it was built): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]
@@ -106,7 +111,7 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
         "benchmark": bench.name, "command": command, "collection": result.collection_stats,
         "conditions": list(result.per_query),
         "left_out": [c.name for c in bench.conditions if c.name not in result.per_query],
-        "means": means, "per_article": article, "timings": result.timings, "split": split_json,
+        "means": means, "per_article": article, "timings": result.timings, "query_vectors": result.query_vectors, "split": split_json,
         "wins_losses": {ref: json.loads(t.to_json(orient="index")) for ref, t in versus.items()},
         "significance_query": json.loads(by_query.to_json(orient="index")),
         "significance_article": json.loads(by_article.to_json(orient="index"))}, indent=2), encoding="utf-8")

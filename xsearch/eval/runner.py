@@ -31,6 +31,7 @@ class BenchmarkResult:
     timings: dict[str, float] = field(default_factory=dict)
     index_timings: dict[str, dict] = field(default_factory=dict)
     split: dict[str, str] = field(default_factory=dict)   # query id -> dev | test (xsearch.eval.split)
+    query_vectors: dict[str, dict[str, int]] = field(default_factory=dict)  # encoder -> texts stored / encoded
 
 
 def load_collection(spec: CollectionSpec) -> Collection:
@@ -94,7 +95,7 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
 
     indexes = {}
     index_timings = {}
-    models = eval_models()
+    models = eval_models(bench.query_vector_cache)
     for name in dict.fromkeys(c.index for c in conditions if c.index):
         t = time.perf_counter()
         folder = ensure_index(bench, name, collection, log, show_progress, rebuild)
@@ -125,8 +126,9 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
         log(f"  {cond.name:24s} " + "  ".join(f"{m}={v:.3f}" for m, v in means.items())
             + f"  ({timings[f'search:{cond.name}']:.1f}s)")
     timings["total"] = round(time.perf_counter() - t0, 2)
+    query_vectors = {enc.name: {"stored": enc.stored_hits, "encoded": enc.encoded} for enc in models.dense_encoders()}
     result = BenchmarkResult(bench, stats, runs, per_query, timings, index_timings,
-                             split=query_split(collection.qrels, bench.split))
+                             split=query_split(collection.qrels, bench.split), query_vectors=query_vectors)
     result.qrels = collection.qrels  # type: ignore[attr-defined]
     return result
 
@@ -134,15 +136,15 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
 QUERY_VECTORS = "query-vectors.sqlite"   # in the cache folder: the evaluation's query vectors across runs
 
 
-def eval_models() -> Models:
+def eval_models(persist: bool = False) -> Models:
     """The models every index of a benchmark searches with: one query encoder per spec for all of them (each
-    query text encoded once per run), its vectors kept across runs in the cache's query-vector store (xsearch.qvstore;
-    keyed by encoder name, so a rerun encodes only queries it has not seen)."""
+    query text encoded once per run); with `persist`, its vectors are kept across runs in the cache's query-vector
+    store (xsearch.qvstore; keyed by encoder name, so a rerun encodes only queries it has not seen)."""
     from ..encoders import make_encoder
     from ..qcache import QueryCachingEncoder
     from ..qvstore import QueryVectorStore
 
-    store = QueryVectorStore(cache_dir() / QUERY_VECTORS)
+    store = QueryVectorStore(cache_dir() / QUERY_VECTORS) if persist else None
     return Models(dense=lambda spec: QueryCachingEncoder(make_encoder(spec), store=store))
 
 

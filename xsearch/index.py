@@ -75,6 +75,11 @@ class Generation:
     def retriever(self, route: str):
         routes = self.manifest_model.routes
         if route not in routes:
+            from .routes import unserved
+
+            why = unserved(dict(self.manifest_model.components)).get(route)
+            if why:
+                raise InputError(f"route {route!r} is not served by this index: {why}; it has: {', '.join(routes)}")
             raise InputError(f"unknown route {route!r}; this index has: {', '.join(routes)}")
         with self._lock:
             if route not in self._retrievers:

@@ -196,4 +196,4 @@ def test_rrf_fill_keeps_the_head_and_fills_below_from_rrf():
 def test_a_recipe_fusion_carries_its_rrf_fill_into_the_route():
     f = FusionSpec(name="best", fuse=["bm25-dt", "dense"], method="wsum", norm="zscore", rrf_fill=10)
     routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline"), fusions=[f]), COMPONENTS)
-    assert routes["best"].rrf_fill == 10 and "below the first 10" in routes["best"].about
+    assert routes["best"].rrf_fill == 10 and "below the first 10, reciprocal rank fusion (k=60)" in routes["best"].about

@@ -129,5 +129,6 @@ def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec
     parts = ", ".join(f"{p} x{w:g}" for p, w in zip(f.fuse, f.weights)) if f.weights else ", ".join(f.fuse)
     how = {"rrf": f"reciprocal rank fusion (k={f.rrf_k or 60})", "wsum": f"weighted sum of {f.norm} scores",
            "max": f"maximum of {f.norm} scores"}[f.method]
-    fill = f"; below the first {f.rrf_fill}, reciprocal rank fusion of the same routes" if f.rrf_fill else ""
+    fill = (f"; below the first {f.rrf_fill}, reciprocal rank fusion (k={f.rrf_k or 60}) of the same routes"
+            if f.rrf_fill else "")
     return f"{how} of {parts}{fill}"

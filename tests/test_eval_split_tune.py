@@ -156,3 +156,44 @@ def test_the_demo_recipe_default_is_its_tuned_best_fusion():
     routes, default = _routes(config, {n: s.model_dump() for n, s in specs.items()})
     assert default == "best" and routes["best"].fuse == tuned[0].fuse
     assert (routes["best"].method, routes["best"].weights) == (tuned[0].method, tuned[0].weights)
+
+
+def test_routes_over_a_missing_base_are_not_listed():
+    """Without translation there is no bm25-dt or dense-dt: RM3 / vector PRF over them serve no route."""
+    from xsearch.routes import unserved
+    from xsearch.storage.manifest import ComponentEntry
+
+    components = {"bm25-fr": {"kind": "bm25", "lang": "fr"}, "dense": {"kind": "dense", "encoder": "e5-small"},
+                  "bm25-rm3": {"kind": "rm3", "over": "bm25"},
+                  "bm25-dt-rm3-d5": {"kind": "rm3", "over": "bm25-dt", "fb_docs": 5},
+                  "dense-vprf": {"kind": "vprf", "over": "dense"},
+                  "dense-dt-vprf": {"kind": "vprf", "over": "dense-dt"},
+                  "dense-qt": {"kind": "dense-qt", "over": "dense-dt", "lang": "fr"}}
+    routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline")), components)
+    assert {"bm25-rm3", "dense-vprf"} <= set(routes)
+    assert not {"bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"} & set(routes)
+    entries = {n: ComponentEntry(kind=s["kind"], spec=s) for n, s in components.items()}
+    assert sorted(unserved(entries)) == ["bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"]
+
+
+def test_rrf_fill_keeps_the_head_and_fills_below_from_rrf():
+    from xsearch.fusion import head_then_fill
+
+    a = Run({"q": {"x": 3.0, "y": 2.0, "z": 1.0}})
+    b = Run({"q": {"w": 5.0, "z": 4.0}})
+    # wsum (minmax, b x0.5): x 1, w 0.5, y 0.5, z 0; RRF k=60 (unweighted): z 1/63+1/62 > x = w 1/61 > y 1/62
+    w = [1.0, 0.5]
+    assert [d for d, _ in fuse([a, b], method="wsum", weights=w).ranked("q")] == ["x", "w", "y", "z"]
+    assert [d for d, _ in fuse([a, b], method="wsum", weights=w, rrf_fill=1).ranked("q")] == ["x", "z", "w", "y"]
+    assert [d for d, _ in fuse([a, b], method="wsum", weights=w, rrf_fill=3).ranked("q")] == ["x", "w", "y", "z"]
+    # a zero-weight run is no part of the fill's RRF
+    assert [d for d, _ in fuse([a, b], method="wsum", weights=[1, 0], rrf_fill=1).ranked("q")] == ["x", "y", "z", "w"]
+    assert [d for d, _ in head_then_fill(a, Run({"q": {"w": 1.0}}), 2).ranked("q")] == ["x", "y", "w", "z"]
+    with pytest.raises(InputError, match=">= 1"):
+        head_then_fill(a, b, 0)
+
+
+def test_a_recipe_fusion_carries_its_rrf_fill_into_the_route():
+    f = FusionSpec(name="best", fuse=["bm25-dt", "dense"], method="wsum", norm="zscore", rrf_fill=10)
+    routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline"), fusions=[f]), COMPONENTS)
+    assert routes["best"].rrf_fill == 10 and "below the first 10, reciprocal rank fusion (k=60)" in routes["best"].about

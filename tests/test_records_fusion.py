@@ -83,3 +83,33 @@ def test_query_caching_encoder_encodes_each_text_once():
     enc.encode_queries(["ccc"])  # evicts the oldest entry ("a")
     enc.encode_queries(["a"])
     assert inner.seen == ["a", "bb", "ccc", "a"] and enc.encode_queries([]).shape == (0, 2)
+
+
+def test_query_vectors_persist_across_encoders_by_name(tmp_path):
+    """The evaluation's store: a second process (a new QueryCachingEncoder) reads the vectors, never re-encodes;
+    another encoder name (or precision) does not see them."""
+    import numpy as np
+
+    from xsearch.qcache import QueryCachingEncoder
+    from xsearch.qvstore import QueryVectorStore, encoder_key
+
+    class Counting:
+        dim = 2
+
+        def __init__(self, name, precision=None):
+            self.name, self.precision, self.seen = name, precision, []
+
+        def encode_queries(self, texts, batch_size=64):
+            self.seen.extend(texts)
+            return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+    path = tmp_path / "qv.sqlite"
+    first = Counting("e5")
+    QueryCachingEncoder(first, store=QueryVectorStore(path)).encode_queries(["a", "bb"])
+    again = Counting("e5")
+    rerun = QueryCachingEncoder(again, store=QueryVectorStore(path))
+    assert rerun.encode_queries(["bb", "a", "ccc"]).tolist() == [[2, 1], [1, 1], [3, 1]]
+    assert again.seen == ["ccc"] and (rerun.stored_hits, rerun.encoded) == (2, 1)
+    other = Counting("e5", precision="fp16")
+    QueryCachingEncoder(other, store=QueryVectorStore(path)).encode_queries(["a"])
+    assert other.seen == ["a"] and encoder_key(other) == "e5|fp16" and len(QueryVectorStore(path)) == 4

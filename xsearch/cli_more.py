@@ -11,6 +11,8 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     p = evsub.add_parser("run", help="run a benchmark definition (eval/*.yaml) and write its report")
     p.add_argument("benchmark", nargs="?", default="eval/taln.yaml")
     p.add_argument("--only", nargs="+", help="conditions to run (plus the baseline and what fusions need)")
+    p.add_argument("--all", action="store_true", dest="everything",
+                   help="also the opt-in conditions (opt_in: true; skipped by default)")
     p.add_argument("--out", default="eval/reports")
     p.add_argument("--rebuild", action="store_true", help="rebuild the benchmark's indexes")
     p.add_argument("--quiet", action="store_true")
@@ -83,7 +85,8 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.runner import run_benchmark
 
     bench = Benchmark.from_yaml(args.benchmark)
-    result = run_benchmark(bench, args.out, only=args.only, show_progress=not args.quiet, rebuild=args.rebuild)
+    result = run_benchmark(bench, args.out, only=args.only, show_progress=not args.quiet, rebuild=args.rebuild,
+                           everything=args.everything)
     path = write_report(result, args.out, _command_line())
     print(f"report: {path}")
     return 0

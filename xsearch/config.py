@@ -86,7 +86,8 @@ class FusionSpec(_Strict):
     method: Literal["rrf", "wsum", "max"] = "rrf"
     weights: Optional[list[float]] = None
     norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
-    rrf_k: Optional[int] = Field(None, ge=1, description="rrf only; unset = 60")
+    rrf_k: Optional[int] = Field(None, ge=1, description="rrf, and the RRF of rrf_fill; unset = 60")
+    rrf_fill: Optional[int] = Field(None, ge=1, description="n: the fused ranking's first n, then the RRF of the same routes below them (recall@100)")
     about: str = ""
 
 

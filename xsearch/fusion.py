@@ -75,20 +75,45 @@ def wmax(runs: Sequence[Run], weights: Sequence[float] | None = None, norm: Norm
     return fused
 
 
+def head_then_fill(head: Run, fill: Run, n: int) -> Run:
+    """Per query, the first `n` documents of `head`, then the others in `fill`'s order, then the rest of `head`.
+
+    Why: a tuned score fusion puts the right documents at the top, while RRF of the same runs keeps more relevant
+    documents within the top 100 (TALN: R@100 0.905 vs 0.927); this keeps nDCG@10 of the one (n >= 10) and most
+    of the recall of the other. Scores are positions turned around (m - i for the i-th of m documents): the two
+    halves' own scores are not comparable."""
+    if n < 1:
+        raise InputError(f"the head of a filled fusion must be >= 1 document, got {n}")
+    out = Run()
+    for qid in dict.fromkeys([*head, *fill]):
+        top = [d for d, _ in head.ranked(qid)] if qid in head else []
+        order = list(dict.fromkeys([*top[:n], *(d for d, _ in fill.ranked(qid)), *top[n:]])) if qid in fill \
+            else top
+        out[qid] = {d: float(len(order) - i) for i, d in enumerate(order)}
+    return out
+
+
 Method = Literal["rrf", "wsum", "max"]
 METHODS: tuple[str, ...] = ("rrf", "wsum", "max")
 
 
 def fuse(runs: Sequence[Run], method: Method = "rrf", weights: Sequence[float] | None = None,
-         norm: Norm = "minmax", rrf_k: int = 60) -> Run:
-    """`method`: rrf (ranks; `rrf_k`), wsum (weighted sum of `norm`-normalised scores) or max (their maximum)."""
+         norm: Norm = "minmax", rrf_k: int = 60, rrf_fill: int | None = None) -> Run:
+    """`method`: rrf (ranks; `rrf_k`), wsum (weighted sum of `norm`-normalised scores) or max (their maximum).
+    `rrf_fill` = n: the fused ranking's first n per query, then the (unweighted, k=`rrf_k`) RRF of the runs of
+    non-zero weight below them (head_then_fill)."""
     if method == "rrf":
-        return rrf(runs, k=rrf_k, weights=weights)
-    if method == "wsum":
-        return wsum(runs, weights=weights, norm=norm)
-    if method == "max":
-        return wmax(runs, weights=weights, norm=norm)
-    raise InputError(f"unknown fusion method {method!r}: use rrf, wsum or max")
+        fused = rrf(runs, k=rrf_k, weights=weights)
+    elif method == "wsum":
+        fused = wsum(runs, weights=weights, norm=norm)
+    elif method == "max":
+        fused = wmax(runs, weights=weights, norm=norm)
+    else:
+        raise InputError(f"unknown fusion method {method!r}: use rrf, wsum or max")
+    if rrf_fill is None:
+        return fused
+    used = [r for r, w in zip(runs, _weights(runs, weights)) if w != 0]
+    return head_then_fill(fused, rrf(used, k=rrf_k), rrf_fill)
 
 
 def _weights(runs: Sequence[Run], weights: Sequence[float] | None) -> list[float]:

@@ -75,6 +75,11 @@ class Generation:
     def retriever(self, route: str):
         routes = self.manifest_model.routes
         if route not in routes:
+            from .routes import unserved
+
+            why = unserved(dict(self.manifest_model.components)).get(route)
+            if why:
+                raise InputError(f"route {route!r} is not served by this index: {why}; it has: {', '.join(routes)}")
             raise InputError(f"unknown route {route!r}; this index has: {', '.join(routes)}")
         with self._lock:
             if route not in self._retrievers:
@@ -86,7 +91,8 @@ class Generation:
         if spec.fuse:
             parts = [self.retriever(r) for r in spec.fuse]
             return FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights, norm=spec.norm,
-                                  depth=DEFAULTS.fusion_depth, rrf_k=spec.rrf_k or DEFAULTS.rrf_k)
+                                  depth=DEFAULTS.fusion_depth, rrf_k=spec.rrf_k or DEFAULTS.rrf_k,
+                                  rrf_fill=spec.rrf_fill)
         parts = []
         for name in spec.components:
             entry = self.manifest_model.components.get(name)

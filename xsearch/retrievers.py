@@ -75,7 +75,8 @@ class FusedRetriever:
     """Fuses the runs of several retrievers (RRF by default), each searched `depth` deep."""
 
     def __init__(self, retrievers: Sequence[object], name: str = "hybrid",
-                 method: Literal["rrf", "wsum", "max"] = "rrf", weights: Sequence[float] | None = None, depth: int = 100, rrf_k: int = 60, norm: str = "minmax"):
+                 method: Literal["rrf", "wsum", "max"] = "rrf", weights: Sequence[float] | None = None,
+                 depth: int = 100, rrf_k: int = 60, norm: str = "minmax", rrf_fill: int | None = None):
         self.retrievers = list(retrievers)
         self.name = name
         self.method = method
@@ -83,6 +84,7 @@ class FusedRetriever:
         self.depth = depth
         self.rrf_k = rrf_k
         self.norm = norm
+        self.rrf_fill = rrf_fill
 
     def search(self, queries: Sequence[Query], k: int = 10) -> Run:
         return self.search_with_components(queries, k)[0]
@@ -92,5 +94,5 @@ class FusedRetriever:
         depth = max(k, self.depth)
         runs = [r.search(queries, depth) for r in self.retrievers]
         fused = fuse(runs, method=self.method, weights=self.weights, norm=self.norm,  # type: ignore[arg-type]
-                     rrf_k=self.rrf_k).cut(k)
+                     rrf_k=self.rrf_k, rrf_fill=self.rrf_fill).cut(k)
         return fused, {r.name: run for r, run in zip(self.retrievers, runs)}

@@ -77,7 +77,10 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     """Every route the components serve, the fusion templates whose parts exist, the recipe's fusions; and the
     default route."""
     routes: dict[str, RouteEntry] = {}
+    idle = unserved(components)
     for name, entry in components.items():
+        if name in idle:
+            continue
         kind = get_kind(entry.kind)
         for route, spec in kind.routes(name, kind.spec.model_validate(entry.spec)):
             if route in routes:
@@ -98,7 +101,7 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
         if f.weights is not None and len(f.weights) != len(f.fuse):
             raise InputError(f"fusion {f.name!r}: {len(f.weights)} weights for {len(f.fuse)} routes")
         routes[f.name] = RouteEntry(fuse=f.fuse, method=f.method, weights=f.weights, norm=f.norm, rrf_k=f.rrf_k,
-                                    about=f.about or _about(f))
+                                    rrf_fill=f.rrf_fill, about=f.about or _about(f))
     if config.default_route:
         if config.default_route not in routes:
             raise InputError(f"default_route {config.default_route!r} is not a route of this index: {sorted(routes)}")
@@ -108,9 +111,24 @@ def expand_routes(components: dict[str, ComponentEntry], config: IndexConfig) ->
     return routes, default
 
 
+def unserved(components: dict[str, ComponentEntry]) -> dict[str, str]:
+    """Components that serve no route in this index, and why: kinds over a component the index lacks (RM3 over
+    bm25-dt, vector PRF over dense-dt, when the recipe translates nothing)."""
+    out: dict[str, str] = {}
+    for name, entry in components.items():
+        kind = get_kind(entry.kind)
+        if kind.missing is not None:
+            why = kind.missing(kind.spec.model_validate(entry.spec), components)
+            if why:
+                out[name] = why
+    return out
+
+
 def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec
     """What a recipe fusion does, in words (shown by GET /indexes and the page)."""
     parts = ", ".join(f"{p} x{w:g}" for p, w in zip(f.fuse, f.weights)) if f.weights else ", ".join(f.fuse)
     how = {"rrf": f"reciprocal rank fusion (k={f.rrf_k or 60})", "wsum": f"weighted sum of {f.norm} scores",
            "max": f"maximum of {f.norm} scores"}[f.method]
-    return f"{how} of {parts}"
+    fill = (f"; below the first {f.rrf_fill}, reciprocal rank fusion (k={f.rrf_k or 60}) of the same routes"
+            if f.rrf_fill else "")
+    return f"{how} of {parts}{fill}"

@@ -8,6 +8,8 @@ imports a backend: kinds load Lucene, FAISS or models inside their writer and op
   writer(ctx, name, spec, state) -> ComponentWriter   state None = create; else append to that state
   opener(ctx, name, entry)       -> Retriever         search(queries, k) -> Run, on one generation
   routes(name, spec)             -> [(route name, RouteEntry)]   the routes this component serves
+  missing(spec, components)      -> None, or what it lacks (a kind over another component: RM3 over bm25-dt in an
+                                    index without translation); its routes are then not listed
 """
 from __future__ import annotations
 
@@ -99,6 +101,10 @@ class Models:
             self._cache[key] = enc if isinstance(enc, QueryCachingEncoder) else QueryCachingEncoder(enc)
         return self._cache[key]
 
+    def dense_encoders(self) -> list[Any]:
+        """The dense encoders loaded so far (QueryCachingEncoder objects: their memo and counters)."""
+        return [v for (kind, _), v in list(self._cache.items()) if kind == "d"]
+
     def sparse(self, spec: str, max_length: int = 256):
         key = ("s", f"{spec}|{max_length}")
         if key in self._cache:
@@ -153,6 +159,8 @@ class Kind:
     writer: Callable[[WriteContext, str, Any, dict | None], ComponentWriter] | None = None
     ids: Callable[[OpenContext, str, "ComponentEntry"], set[str]] | None = None   # for `xsearch verify`
     holds: Callable[[Any, Doc], bool] | None = None   # which docs the component indexes (default: all)
+    # what a writer-less kind over another component lacks in this index (None: nothing; it serves its routes)
+    missing: Callable[[Any, Mapping[str, "ComponentEntry"]], str | None] | None = None
 
 
 KINDS: dict[str, Kind] = {}

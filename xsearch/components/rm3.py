@@ -3,7 +3,7 @@ Anserini implements it: the query re-weighted with terms of its top documents). 
 searches the Lucene snapshots of the components it expands, so it needs no writer and follows every update."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from ..errors import IndexFormatError
 from ..storage.manifest import ComponentEntry, RouteEntry
@@ -44,10 +44,17 @@ def open_rm3(ctx: OpenContext, name: str, entry: ComponentEntry, query_translati
     return FusedRetriever(parts, name=name, method="rrf", depth=defaults.fusion_depth, rrf_k=defaults.rrf_k)
 
 
+def missing(spec: RM3Spec, components: Mapping[str, ComponentEntry]) -> str | None:
+    """None if some BM25 component serves the route RM3 expands, else why not."""
+    if any(c.kind == "bm25" and c.spec.get("route", "bm25") == spec.over for c in components.values()):
+        return None
+    return f"route {spec.over!r} has no BM25 component in this index"
+
+
 def routes(name: str, spec: RM3Spec) -> list[tuple[str, RouteEntry]]:
     return [(spec.route or name, RouteEntry(components=[name], query_translation=spec.qt, about=(
         f"BM25 with RM3 feedback ({spec.fb_docs} docs, {spec.fb_terms} terms, original weight "
         f"{spec.original_weight:g}) over {spec.over}" + (", queries translated first" if spec.qt else ""))))]
 
 
-KIND = register(Kind("rm3", RM3Spec, opener=open_rm3, routes=routes))
+KIND = register(Kind("rm3", RM3Spec, opener=open_rm3, routes=routes, missing=missing))

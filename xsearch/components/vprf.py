@@ -10,7 +10,7 @@ Both follow every update of the component they read (`over`), since they search 
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -34,6 +34,13 @@ class DenseQTSpec(ComponentSpec):
     over: str = "dense"
     lang: str                     # the language queries are translated into (the passages' own)
     route: str | None = None
+
+
+def missing(spec: VPRFSpec | DenseQTSpec, components: Mapping[str, ComponentEntry]) -> str | None:
+    """None if the dense component this route reads exists, else why not."""
+    entry = components.get(spec.over)
+    return None if entry is not None and entry.kind in ("dense", "xqg") else (
+        f"no dense component {spec.over!r} in this index")
 
 
 def _dense(ctx: OpenContext, name: str, over: str):
@@ -118,5 +125,5 @@ def qt_routes(name: str, spec: DenseQTSpec) -> list[tuple[str, RouteEntry]]:
         f"dense over {spec.over}, queries translated into {spec.lang} first")))]
 
 
-VPRF = register(Kind("vprf", VPRFSpec, opener=open_vprf, routes=vprf_routes))
-DENSE_QT = register(Kind("dense-qt", DenseQTSpec, opener=open_dense_qt, routes=qt_routes))
+VPRF = register(Kind("vprf", VPRFSpec, opener=open_vprf, routes=vprf_routes, missing=missing))
+DENSE_QT = register(Kind("dense-qt", DenseQTSpec, opener=open_dense_qt, routes=qt_routes, missing=missing))

@@ -65,7 +65,10 @@ class Condition(_Strict):
     weights: Optional[list[float]] = None
     norm: Literal["minmax", "max", "zscore", "none"] = "minmax"
     rrf_k: int = Field(60, ge=1)
+    rrf_fill: Optional[int] = Field(None, ge=1, description="n: the fused ranking's first n, then the RRF of the same routes below them (recall@100)")
     fast: bool = Field(False, description="part of the quick subset (reproduction check in tests)")
+    opt_in: bool = Field(False, description="skipped by `eval run` unless `--only` names it or `--all` is given "
+                                           "(variants that lost on dev and feed no default condition)")
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Condition":
@@ -87,12 +90,16 @@ class Benchmark(_Strict):
     indexes: dict[str, IndexSpec]
     conditions: list[Condition]
     split: SplitSpec = SplitSpec()
+    query_vector_cache: bool = Field(False, description="keep query vectors across runs in the cache "
+                                     "(xsearch.qvstore): a rerun encodes no query it has seen; off where the "
+                                     "search times are the measurement (eval/encoders.yaml)")
     ladder: list[str] = Field(default_factory=list, description="conditions in order of addition: each is tested "
                               "against the best of those before it (on test and on all queries)")
 
     @model_validator(mode="after")
     def _refs(self) -> "Benchmark":
         names = [c.name for c in self.conditions]
+        by_name = {c.name: c for c in self.conditions}
         if len(set(names)) != len(names):
             raise ValueError("condition names must be unique")
         seen: set[str] = set()
@@ -102,9 +109,14 @@ class Benchmark(_Strict):
             for part in c.fuse or []:
                 if part not in seen:
                     raise ValueError(f"condition {c.name!r} fuses {part!r}, which must be defined before it")
+                if by_name[part].opt_in and not c.opt_in:
+                    raise ValueError(f"condition {c.name!r} fuses the opt-in condition {part!r}: make it opt-in "
+                                     "too, or run the part by default")
             seen.add(c.name)
         if self.baseline not in names:
             raise ValueError(f"baseline {self.baseline!r} is not a condition")
+        if by_name[self.baseline].opt_in:
+            raise ValueError(f"the baseline {self.baseline!r} cannot be opt-in")
         unknown = [n for n in [*self.wins_losses_vs, *self.ladder] if n not in names]
         if unknown:
             raise ValueError(f"wins_losses_vs / ladder name unknown conditions {unknown}")

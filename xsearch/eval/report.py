@@ -22,6 +22,19 @@ def _stars(p: float) -> str:
     return f"{p:.3g}" + (" **" if p < 0.01 else " *" if p < 0.05 else "")
 
 
+def _held(bench, result: BenchmarkResult) -> str:  # noqa: ANN001 - Benchmark
+    """Which of the benchmark's conditions this report holds, and which it left out (opt-in or not asked for)."""
+    left = [c for c in bench.conditions if c.name not in result.per_query]
+    line = f"Conditions: {len(result.per_query)} of the benchmark's {len(bench.conditions)}"
+    if not left:
+        return line + " (all)."
+    opt = [c.name for c in left if c.opt_in]
+    other = [c.name for c in left if not c.opt_in]
+    parts = ([f"opt-in, not run: {', '.join(opt)} (`--all` or `--only` runs them)"] if opt else []) + (
+        [f"not asked for: {', '.join(other)}"] if other else [])
+    return line + "; " + "; ".join(parts) + "."
+
+
 def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> Path:
     bench = result.benchmark
     out_dir = Path(out_dir)
@@ -49,6 +62,7 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
              f" ({os.cpu_count()} CPU cores, {platform.platform()}).", "",
              "Collection: " + ", ".join(f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v:,}"
                                         for k, v in result.collection_stats.items()) + ".", "",
+             _held(bench, result), "",
              f"Every query is scored (a query with no hit counts 0); runs (top {bench.k}) are in "
              f"`runs/{bench.name}/*.trec.gz` beside this report. Significance: paired randomisation test "
              f"(2,000 resamples) of {main} against the baseline **{bench.baseline}**, Holm-corrected over the "
@@ -83,6 +97,11 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
               f"![recall](plots/{bench.name}-recall.png)", "", "## Timings (seconds, this run)", "",
               "| stage | s |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
+    if result.query_vectors:
+        store = "on" if bench.query_vector_cache else "off"
+        lines += ["", f"Query vectors (query-vector store {store}, xsearch.qvstore): " + "; ".join(
+            f"{name}: {c['encoded']:,} encoded, {c['stored']:,} read from the store"
+            for name, c in result.query_vectors.items()) + "."]
     for name, t in result.index_timings.items():
         lines += ["", f"Index `{name}` build stages (s, when it was built): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in t.items())]
@@ -90,7 +109,9 @@ def write_report(result: BenchmarkResult, out_dir: str | Path, command: str) -> 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out_dir / f"{bench.name}.json").write_text(json.dumps({
         "benchmark": bench.name, "command": command, "collection": result.collection_stats,
-        "means": means, "per_article": article, "timings": result.timings, "split": split_json,
+        "conditions": list(result.per_query),
+        "left_out": [c.name for c in bench.conditions if c.name not in result.per_query],
+        "means": means, "per_article": article, "timings": result.timings, "query_vectors": result.query_vectors, "split": split_json,
         "wins_losses": {ref: json.loads(t.to_json(orient="index")) for ref, t in versus.items()},
         "significance_query": json.loads(by_query.to_json(orient="index")),
         "significance_article": json.loads(by_article.to_json(orient="index"))}, indent=2), encoding="utf-8")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..components import Models
 from ..config import CorpusSpec, IndexConfig
 from ..errors import InputError
 from ..fusion import fuse
@@ -30,6 +31,7 @@ class BenchmarkResult:
     timings: dict[str, float] = field(default_factory=dict)
     index_timings: dict[str, dict] = field(default_factory=dict)
     split: dict[str, str] = field(default_factory=dict)   # query id -> dev | test (xsearch.eval.split)
+    query_vectors: dict[str, dict[str, int]] = field(default_factory=dict)  # encoder -> texts stored / encoded
 
 
 def load_collection(spec: CollectionSpec) -> Collection:
@@ -77,13 +79,14 @@ def ensure_index(bench: Benchmark, name: str, collection: Collection, log: Log, 
 
 
 def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | None = None, log: Log = print,
-                  show_progress: bool = True, rebuild: bool = False) -> BenchmarkResult:
-    """Search and score the conditions (`only` restricts them, keeping what fusions need)."""
+                  show_progress: bool = True, rebuild: bool = False, everything: bool = False) -> BenchmarkResult:
+    """Search and score the conditions: all but the opt-in ones (`everything`: those too); `only` restricts them,
+    keeping what fusions need."""
     from ..index import open_index
     from .metrics import evaluate
 
     out_dir = Path(out_dir)
-    conditions = _select(bench, only)
+    conditions = _select(bench, only, everything)
     t0 = time.perf_counter()
     collection = load_collection(bench.collection)
     stats = collection.stats()
@@ -92,11 +95,11 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
 
     indexes = {}
     index_timings = {}
-    query_encoders: dict[str, object] = {}
+    models = eval_models(bench.query_vector_cache)
     for name in dict.fromkeys(c.index for c in conditions if c.index):
         t = time.perf_counter()
         folder = ensure_index(bench, name, collection, log, show_progress, rebuild)
-        indexes[name] = _share_query_encoders(open_index(folder), query_encoders)
+        indexes[name] = open_index(folder, models)
         index_timings[name] = indexes[name].manifest.get("timings_s", {})
         timings[f"index:{name}"] = round(time.perf_counter() - t, 2)
 
@@ -108,7 +111,7 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
         t = time.perf_counter()
         if cond.fuse:
             run = fuse([runs[p] for p in cond.fuse], method=cond.method, weights=cond.weights, norm=cond.norm,
-                       rrf_k=cond.rrf_k).cut(bench.k)
+                       rrf_k=cond.rrf_k, rrf_fill=cond.rrf_fill).cut(bench.k)
         else:
             index = indexes[cond.index]
             if cond.route not in index.routes:
@@ -123,29 +126,31 @@ def run_benchmark(bench: Benchmark, out_dir: str | Path, only: Sequence[str] | N
         log(f"  {cond.name:24s} " + "  ".join(f"{m}={v:.3f}" for m, v in means.items())
             + f"  ({timings[f'search:{cond.name}']:.1f}s)")
     timings["total"] = round(time.perf_counter() - t0, 2)
+    query_vectors = {enc.name: {"stored": enc.stored_hits, "encoded": enc.encoded} for enc in models.dense_encoders()}
     result = BenchmarkResult(bench, stats, runs, per_query, timings, index_timings,
-                             split=query_split(collection.qrels, bench.split))
+                             split=query_split(collection.qrels, bench.split), query_vectors=query_vectors)
     result.qrels = collection.qrels  # type: ignore[attr-defined]
     return result
 
 
-def _share_query_encoders(index, pool: dict[str, object]):
-    """The benchmark's indexes share one (memoising) query encoder per spec, so each query text is encoded once
-    however many indexes with that encoder the conditions search (10k TALN queries: minutes each on a CPU)."""
-    own = index.encoder
-
-    def encoder(spec: str):
-        if spec not in pool:
-            pool[spec] = own(spec)
-        return pool[spec]
-
-    index.encoder = encoder
-    return index
+QUERY_VECTORS = "query-vectors.sqlite"   # in the cache folder: the evaluation's query vectors across runs
 
 
-def _select(bench: Benchmark, only: Sequence[str] | None):
+def eval_models(persist: bool = False) -> Models:
+    """The models every index of a benchmark searches with: one query encoder per spec for all of them (each
+    query text encoded once per run); with `persist`, its vectors are kept across runs in the cache's query-vector
+    store (xsearch.qvstore; keyed by encoder name, so a rerun encodes only queries it has not seen)."""
+    from ..encoders import make_encoder
+    from ..qcache import QueryCachingEncoder
+    from ..qvstore import QueryVectorStore
+
+    store = QueryVectorStore(cache_dir() / QUERY_VECTORS) if persist else None
+    return Models(dense=lambda spec: QueryCachingEncoder(make_encoder(spec), store=store))
+
+
+def _select(bench: Benchmark, only: Sequence[str] | None, everything: bool = False):
     if not only:
-        return list(bench.conditions)
+        return [c for c in bench.conditions if everything or not c.opt_in]
     by_name = {c.name: c for c in bench.conditions}
     missing = [n for n in only if n not in by_name]
     if missing:

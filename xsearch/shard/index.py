@@ -58,7 +58,7 @@ def route_tree(shards: Sequence[Any], routes: Mapping[str, Any], route: str, poo
         parts = [route_tree(shards, routes, r, pool, memo) for r in spec.fuse]
         retriever: Any = FusedRetriever(parts, name=route, method=spec.method, weights=spec.weights,
                                         norm=spec.norm, depth=DEFAULTS.fusion_depth,
-                                        rrf_k=spec.rrf_k or DEFAULTS.rrf_k)
+                                        rrf_k=spec.rrf_k or DEFAULTS.rrf_k, rrf_fill=spec.rrf_fill)
     else:
         retriever = ShardedRetriever(shards, route, pool)
     memo[route] = retriever

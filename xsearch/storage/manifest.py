@@ -48,6 +48,7 @@ class RouteEntry(_Strict):
     weights: Optional[list[float]] = None
     norm: Literal["minmax", "max", "zscore", "none"] = "minmax"   # wsum / max only
     rrf_k: Optional[int] = None                                  # rrf only; unset = SearchDefaults.rrf_k
+    rrf_fill: Optional[int] = None   # the first n of the fusion, then the RRF of the same routes (fusion.fuse)
     about: str = ""
 
 

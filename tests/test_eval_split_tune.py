@@ -188,7 +188,9 @@ def test_rrf_fill_keeps_the_head_and_fills_below_from_rrf():
     assert [d for d, _ in fuse([a, b], method="wsum", weights=w, rrf_fill=3).ranked("q")] == ["x", "w", "y", "z"]
     # a zero-weight run is no part of the fill's RRF
     assert [d for d, _ in fuse([a, b], method="wsum", weights=[1, 0], rrf_fill=1).ranked("q")] == ["x", "y", "z", "w"]
-    assert [d for d, _ in head_then_fill(a, Run({"q": {"w": 1.0}}), 2).ranked("q")] == ["x", "y", "w", "z"]
+    filled = head_then_fill(a, Run({"q": {"w": 1.0}}), 2)
+    assert [d for d, _ in filled.ranked("q")] == ["x", "y", "w", "z"]
+    assert [s for _, s in filled.ranked("q")] == [1.0, 0.5, 1 / 3, 0.25]  # reciprocal ranks
     with pytest.raises(InputError, match=">= 1"):
         head_then_fill(a, b, 0)
 

@@ -80,8 +80,8 @@ def head_then_fill(head: Run, fill: Run, n: int) -> Run:
 
     Why: a tuned score fusion puts the right documents at the top, while RRF of the same runs keeps more relevant
     documents within the top 100 (TALN: R@100 0.905 vs 0.927); this keeps nDCG@10 of the one (n >= 10) and most
-    of the recall of the other. Scores are positions turned around (m - i for the i-th of m documents): the two
-    halves' own scores are not comparable."""
+    of the recall of the other. Scores are reciprocal ranks (1, 1/2, 1/3, ...): the two halves' own scores are
+    not comparable, and a rank score reads the same at every depth (a page shows 1.000, not 349.000)."""
     if n < 1:
         raise InputError(f"the head of a filled fusion must be >= 1 document, got {n}")
     out = Run()
@@ -89,7 +89,7 @@ def head_then_fill(head: Run, fill: Run, n: int) -> Run:
         top = [d for d, _ in head.ranked(qid)] if qid in head else []
         order = list(dict.fromkeys([*top[:n], *(d for d, _ in fill.ranked(qid)), *top[n:]])) if qid in fill \
             else top
-        out[qid] = {d: float(len(order) - i) for i, d in enumerate(order)}
+        out[qid] = {d: 1.0 / (i + 1) for i, d in enumerate(order)}
     return out
 
 

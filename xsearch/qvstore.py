@@ -7,15 +7,13 @@ so another encoder or backend never reads these vectors; deleting the file only 
 """
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from .sqlite_cache import open_cache_db, text_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS query_vectors (
@@ -33,28 +31,17 @@ def encoder_key(encoder: Any) -> str:
     return f"{encoder.name}|{precision}" if precision else str(encoder.name)
 
 
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class QueryVectorStore:
     """One SQLite file of query vectors; get_many / put_many by (encoder key, exact text)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._con = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=NORMAL")
-            self._con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a usable query-vector cache: {exc}", source=str(self.path)) from exc
+        self._con = open_cache_db(self.path, _SCHEMA, "query-vector cache")
 
     def get_many(self, encoder: str, texts: Sequence[str], dim: int) -> dict[str, np.ndarray]:
         """The stored vectors of those `texts` the store holds for `encoder` (rows of another dim are ignored)."""
-        by_key = {_sha(t): t for t in dict.fromkeys(texts)}
+        by_key = {text_key(t): t for t in dict.fromkeys(texts)}
         keys = list(by_key)
         found: dict[str, np.ndarray] = {}
         with self._lock:
@@ -73,7 +60,7 @@ class QueryVectorStore:
         rows = []
         for text, vec in items:
             v = np.ascontiguousarray(vec, dtype=np.float32).ravel()
-            rows.append((encoder, _sha(text), int(v.shape[0]), v.tobytes()))
+            rows.append((encoder, text_key(text), int(v.shape[0]), v.tobytes()))
         with self._lock, self._con:
             self._con.executemany("INSERT OR REPLACE INTO query_vectors VALUES (?, ?, ?, ?)", rows)
 

@@ -9,8 +9,6 @@ recently used are dropped.
 """
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +18,7 @@ from typing import Any, Self
 
 from ..errors import InputError, XsearchError
 from ..protocols import Translator
+from ..sqlite_cache import open_cache_db, text_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS translations (
@@ -37,24 +36,13 @@ CREATE INDEX IF NOT EXISTS query_translations_used ON query_translations(used);
 _CHUNK = 500  # below SQLite's bound-parameter limit
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class TranslationCache:
     """SQLite map (backend, model id, src, tgt, sha256(text)) -> translation. One writer; any number of readers."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        try:
-            self._con = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
-            self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses no commit
-            self._con.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"not a usable translation cache: {exc}", source=str(self.path)) from exc
+        self._con = open_cache_db(self.path, _SCHEMA, "translation cache")
 
     def get_many(self, backend: str, model: str, src: str, tgt: str, keys: Sequence[str], *,
                  queries: bool = False) -> dict[str, str]:

@@ -160,7 +160,7 @@ def test_the_demo_recipe_default_is_its_tuned_best_fusion():
 
 def test_routes_over_a_missing_base_are_not_listed():
     """Without translation there is no bm25-dt or dense-dt: RM3 / vector PRF over them serve no route."""
-    from xsearch.routes import unserved
+    from xsearch.routes import unserved, unserved_routes
     from xsearch.storage.manifest import ComponentEntry
 
     components = {"bm25-fr": {"kind": "bm25", "lang": "fr"}, "dense": {"kind": "dense", "encoder": "e5-small"},
@@ -168,12 +168,15 @@ def test_routes_over_a_missing_base_are_not_listed():
                   "bm25-dt-rm3-d5": {"kind": "rm3", "over": "bm25-dt", "fb_docs": 5},
                   "dense-vprf": {"kind": "vprf", "over": "dense"},
                   "dense-dt-vprf": {"kind": "vprf", "over": "dense-dt"},
-                  "dense-qt": {"kind": "dense-qt", "over": "dense-dt", "lang": "fr"}}
+                  "dense-qt": {"kind": "dense-qt", "over": "dense-dt", "lang": "fr"},
+                  "prf-dt": {"kind": "vprf", "over": "dense-dt", "route": "my-prf"}}
     routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline")), components)
     assert {"bm25-rm3", "dense-vprf"} <= set(routes)
-    assert not {"bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"} & set(routes)
+    assert not {"bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt", "my-prf"} & set(routes)
     entries = {n: ComponentEntry(kind=s["kind"], spec=s) for n, s in components.items()}
-    assert sorted(unserved(entries)) == ["bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt"]
+    assert sorted(unserved(entries)) == ["bm25-dt-rm3-d5", "dense-dt-vprf", "dense-qt", "prf-dt"]
+    # asked for at query time, a route is found by its own name, which a `route:` key may set
+    assert unserved_routes(entries)["my-prf"] == "no dense component 'dense-dt' in this index"
 
 
 def test_rrf_fill_keeps_the_head_and_fills_below_from_rrf():

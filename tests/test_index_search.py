@@ -129,3 +129,15 @@ def test_closed_lucene_searchers_unmap_their_files(tmp_path):
     bm25.close()
     impact.close()
     assert mapped(bm25_dir) == 0 and mapped(impact_dir) == 0
+
+
+def test_a_route_over_a_missing_base_says_why(tmp_path, tiny_corpus):
+    """RM3 over bm25-dt in an index that translates nothing: not listed, and asking for it says what is missing."""
+    cfg = IndexConfig(name="t", corpus=CorpusSpec(path=str(tiny_corpus)), dense={"enabled": False},
+                      components=[{"kind": "rm3", "name": "dt-prf", "over": "bm25-dt", "route": "prf"}])
+    logged: list[str] = []
+    build_index(cfg, tmp_path / "idx", show_progress=False, log=logged.append)
+    index = open_index(tmp_path / "idx")
+    assert "prf" not in index.routes and any("'dt-prf' serves no route" in m for m in logged)
+    with pytest.raises(InputError, match="route 'prf' is not served by this index: route 'bm25-dt' has no BM25"):
+        index.search("parsing", route="prf")

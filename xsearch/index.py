@@ -75,9 +75,9 @@ class Generation:
     def retriever(self, route: str):
         routes = self.manifest_model.routes
         if route not in routes:
-            from .routes import unserved
+            from .routes import unserved_routes
 
-            why = unserved(dict(self.manifest_model.components)).get(route)
+            why = unserved_routes(dict(self.manifest_model.components)).get(route)
             if why:
                 raise InputError(f"route {route!r} is not served by this index: {why}; it has: {', '.join(routes)}")
             raise InputError(f"unknown route {route!r}; this index has: {', '.join(routes)}")

@@ -124,6 +124,16 @@ def unserved(components: dict[str, ComponentEntry]) -> dict[str, str]:
     return out
 
 
+def unserved_routes(components: dict[str, ComponentEntry]) -> dict[str, str]:
+    """The routes those unserved components would serve (named by `route:` or after the component), and why not."""
+    out: dict[str, str] = {}
+    for name, why in unserved(components).items():
+        kind = get_kind(components[name].kind)
+        for route, _ in kind.routes(name, kind.spec.model_validate(components[name].spec)):
+            out[route] = why
+    return out
+
+
 def _about(f) -> str:  # noqa: ANN001 - config.FusionSpec
     """What a recipe fusion does, in words (shown by GET /indexes and the page)."""
     parts = ", ".join(f"{p} x{w:g}" for p, w in zip(f.fuse, f.weights)) if f.weights else ", ".join(f.fuse)

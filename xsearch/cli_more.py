@@ -23,6 +23,8 @@ def add_more_commands(sub) -> None:  # noqa: ANN001
     p.add_argument("--runs", default="eval/reports/runs", help="folder of <benchmark>/<condition>.trec.gz")
     p.add_argument("--name", default="best", help="name of the fused route / condition printed")
     p.add_argument("--json", help="also write the choice and every setting tried to this file")
+    p.add_argument("--start", help="a fused condition of the benchmark (say best) whose weights also seed the "
+                                   "search; its routes must be among --fuse, new ones start at 0")
     p.set_defaults(func=cmd_eval_tune)
     p = evsub.add_parser("check", help="rerun a reproduction table and print OK / FAIL per row")
     p.add_argument("table", nargs="?", default="eval/reproduce.yaml")
@@ -95,7 +97,8 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
 def cmd_eval_tune(args: argparse.Namespace) -> int:
     from .eval.tune import tune_from_runs
 
-    print(tune_from_runs(args.benchmark, args.runs, args.fuse, name=args.name, json_path=args.json))
+    print(tune_from_runs(args.benchmark, args.runs, args.fuse, name=args.name, json_path=args.json,
+                         start=args.start))
     return 0
 
 

@@ -26,7 +26,7 @@ SPECS: dict[str, str] = {
                      "fp16; AMX/AVX512_BF16 -> ov bf16, st@bf16 without openvino; else st fp32 for passages, "
                      "ort fp32 for queries)",
     "use-m3": "Universal Sentence Encoder multilingual v3 (numpy only, CPU)",
-    "minilm": "all-MiniLM-L6-v2 (English; tests)",
+    "minilm": "all-MiniLM-L6-v2 (English; ships in a package; a second dense model for translated text)",
     "st:<folder or hub id>": "any sentence-transformers model (hub ids need a network)",
 }
 SPARSE_SPECS: dict[str, str] = {

@@ -29,12 +29,17 @@ def _threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+BM25_INDEX_ARGS = ("-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
+                   "-storePositions", "-storeDocvectors")
+
+
 def build_bm25(records: Iterable[Mapping[str, str]], out_dir: str | Path, lang: str) -> int:
-    """Index `{"id", "contents"}` records with the analyzer of `lang`; positions, doc vectors and raw stored."""
-    return _index_collection(records, out_dir, ["-collection", "JsonCollection",
-                                                 "-generator", "DefaultLuceneDocumentGenerator",
-                                                 "-storePositions", "-storeDocvectors", "-storeRaw",
-                                                 "-language", analyzer_for(lang)])
+    """Index `{"id", "contents"}` records with the analyzer of `lang`; positions and doc vectors (RM3 reads them).
+
+    No raw copy (`-storeRaw`): the docstore holds the documents, and Anserini reads every hit's stored fields to
+    get its id, so a stored raw text made each search decompress it: 1.8x slower for the same hits
+    (docs/performance.md section 9)."""
+    return _index_collection(records, out_dir, [*BM25_INDEX_ARGS, "-language", analyzer_for(lang)])
 
 
 def build_impact(records: Iterable[Mapping[str, object]], out_dir: str | Path) -> int:

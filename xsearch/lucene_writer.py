@@ -2,7 +2,7 @@
 
 Used by the storage writer (xsearch.components._lucene) in a hard-link snapshot of the component. Documents are built by the same Anserini
 classes `IndexCollection` uses (JsonCollection / JsonVectorCollection documents, DefaultLuceneDocumentGenerator
-with positions, doc vectors and raw stored), analysed by the same analyzer, so an updated index answers exactly
+with positions and doc vectors, no raw copy), analysed by the same analyzer, so an updated index answers exactly
 like one rebuilt from scratch over the same documents (tests/test_server_update.py checks scores are equal).
 Deleted documents are merged away before the commit (forceMergeDeletes), so BM25 statistics hold no ghosts.
 Nothing Java leaves this module. Every call into the JVM holds xsearch.jvm.JNI_LOCK (pyjnius is not safe for
@@ -61,7 +61,7 @@ class LuceneWriter:
         else:
             args.storePositions = True
             args.storeDocvectors = True
-            args.storeRaw = True
+            args.storeRaw = False       # as lucene.build_bm25: the docstore holds the text
             args.language = analyzer_for(lang or "en")
         self._generator = autoclass("io.anserini.index.generator.DefaultLuceneDocumentGenerator")(args)
         self._term = autoclass("org.apache.lucene.index.Term")

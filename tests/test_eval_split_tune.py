@@ -103,6 +103,10 @@ def test_tune_ascends_from_a_given_start_too():
     best = tune_fusion(runs, names, dev, weight_grid=(1.0,), rrf_ks=(), norms=("zscore",), start=start)
     assert best.parts == ["good"] and best.dev == pytest.approx(1.0)
     assert [h["from"] for h in best.history if h["method"] == "wsum"] == ["equal", "start"]
+    # a filled wsum condition (the default `best`) carries its fill's RRF k: the head's setting is still wsum
+    filled = Fusion(["good"], [1.0], "wsum", "zscore", rrf_k=10)
+    assert tune_fusion(runs, names, dev, weight_grid=(1.0,), rrf_ks=(), norms=("zscore",), start=filled).dev == \
+        pytest.approx(1.0)
     with pytest.raises(InputError, match="not among those tuned"):
         tune_fusion(runs, names, dev, start=Fusion(["other"], [1.0], "wsum", "zscore"))
 

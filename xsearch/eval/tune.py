@@ -143,6 +143,12 @@ def _ascend(stack: RunStack, feats: np.ndarray, weights: list[float], weight_gri
     return weights, score, tried
 
 
+def _setting(f: Fusion) -> tuple[str, str, int]:
+    """(method, norm, rrf_k) as the search's settings spell them: a norm only for wsum, an RRF k only for rrf (a
+    filled wsum condition such as `best` carries the k of its fill, which the head does not use)."""
+    return (f.method, f.norm if f.method == "wsum" else "minmax", f.rrf_k if f.method == "rrf" else 60)
+
+
 def tune_fusion(runs: Mapping[str, Run], names: Sequence[str], dev_qrels: Qrels, *,
                 weight_grid: Sequence[float] = WEIGHT_GRID, rrf_ks: Sequence[int] = RRF_KS,
                 norms: Sequence[str] = NORMS, passes: int = 3, start: "Fusion | None" = None) -> Fusion:
@@ -156,21 +162,20 @@ def tune_fusion(runs: Mapping[str, Run], names: Sequence[str], dev_qrels: Qrels,
     stack = RunStack(runs, names, dev_qrels)
     settings = [("rrf", "minmax", 60)] + [("rrf", "minmax", k) for k in rrf_ks if k != 60]
     settings += [("wsum", n, 60) for n in norms]
+    start_setting = _setting(start) if start is not None else None
     if start is not None:
         unknown = [p for p in start.parts if p not in names]
         if unknown:
             raise InputError(f"the starting fusion has routes {unknown} that are not among those tuned {list(names)}")
-        if (start.method, start.norm if start.method == "wsum" else "minmax", start.rrf_k) not in settings:
-            raise InputError(f"the starting fusion's setting ({start.method}, {start.norm}, k={start.rrf_k}) is not "
-                             "one the search tries")
+        if start_setting not in settings:
+            raise InputError(f"the starting fusion's setting {start_setting} is not one the search tries {settings}")
     best = Fusion(list(names), [1.0] * len(names), dev=-1.0)
     tried = 0
     history = []
     for method, norm, k in settings:
         feats = stack.features(method, norm, k)
         seeds = [("equal", [1.0] * len(names))]
-        if start is not None and (start.method, start.norm if start.method == "wsum" else "minmax",
-                                  start.rrf_k) == (method, norm, k):
+        if start is not None and start_setting == (method, norm, k):
             given = dict(zip(start.parts, start.weights))
             seeds.append(("start", [float(given.get(n, 0.0)) for n in names]))
         for seed, initial in seeds:

@@ -33,13 +33,15 @@ BM25_INDEX_ARGS = ("-collection", "JsonCollection", "-generator", "DefaultLucene
                    "-storePositions", "-storeDocvectors")
 
 
-def build_bm25(records: Iterable[Mapping[str, str]], out_dir: str | Path, lang: str) -> int:
-    """Index `{"id", "contents"}` records with the analyzer of `lang`; positions and doc vectors (RM3 reads them).
+def build_bm25(records: Iterable[Mapping[str, str]], out_dir: str | Path, lang: str, pretokenized: bool = False) -> int:
+    """Index `{"id", "contents"}` records with the analyzer of `lang` (with `pretokenized`: contents are terms
+    already, split on whitespace); positions and doc vectors (RM3 reads them).
 
     No raw copy (`-storeRaw`): the docstore holds the documents, and Anserini reads every hit's stored fields to
     get its id, so a stored raw text made each search decompress it: 1.8x slower for the same hits
     (docs/performance.md section 9)."""
-    return _index_collection(records, out_dir, [*BM25_INDEX_ARGS, "-language", analyzer_for(lang)])
+    analysis = ["-pretokenized"] if pretokenized else ["-language", analyzer_for(lang)]
+    return _index_collection(records, out_dir, [*BM25_INDEX_ARGS, *analysis])
 
 
 def build_impact(records: Iterable[Mapping[str, object]], out_dir: str | Path) -> int:
@@ -70,16 +72,20 @@ class LuceneBM25:
     """BM25 over one Lucene index (Anserini defaults k1=0.9, b=0.4), queries analysed in the index's language."""
 
     def __init__(self, index_dir: str | Path, lang: str, k1: float = 0.9, b: float = 0.4,
-                 rm3: tuple[int, int, float] | None = None):
+                 rm3: tuple[int, int, float] | None = None, pretokenized: bool = False):
         """rm3: (feedback terms, feedback docs, original query weight) for RM3 query expansion (Anserini's
-        Rm3Reranker over the stored document vectors; its English-only term filter is on for English only)."""
+        Rm3Reranker over the stored document vectors; its English-only term filter is on for English only).
+        pretokenized: queries are terms already, split on whitespace (as the index was built)."""
         ensure_jvm()
         from pyserini.search.lucene import LuceneSearcher
 
         self.index_dir = str(index_dir)
         with JNI_LOCK:
             self._searcher = LuceneSearcher(self.index_dir)
-            self._searcher.set_language(analyzer_for(lang))
+            if pretokenized:
+                self._searcher.set_analyzer(autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")())
+            else:
+                self._searcher.set_language(analyzer_for(lang))
             self._searcher.set_bm25(k1, b)
             if rm3 is not None:
                 fb_terms, fb_docs, weight = rm3

@@ -21,10 +21,10 @@ from .jvm import autoclass, ensure_jvm
 from .lucene import ANALYZER_LANGS, analyzer_for
 
 
-def _analyzer(lang: str | None, impact: bool):
-    """The analyzer IndexCollection picks: whitespace for pretokenized impact indexes, AnalyzerMap's for the
-    languages it knows, else Anserini's default English analyzer (Porter stemmer, stopwords removed)."""
-    if impact:
+def _analyzer(lang: str | None, pretokenized: bool):
+    """The analyzer IndexCollection picks: whitespace for pretokenized indexes (impact, character n-grams),
+    AnalyzerMap's for the languages it knows, else Anserini's default English analyzer (Porter, stopwords removed)."""
+    if pretokenized:
         return autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")()
     code = analyzer_for(lang or "en")
     amap = autoclass("io.anserini.analysis.AnalyzerMap")
@@ -40,7 +40,8 @@ class LuceneWriter:
     BM25 records are `{"id", "contents"}`; impact records `{"id", "vector": {term: int}}` (impact=True).
     """
 
-    def __init__(self, folder: str | Path, lang: str | None = None, *, impact: bool = False):
+    def __init__(self, folder: str | Path, lang: str | None = None, *, impact: bool = False,
+                 pretokenized: bool = False):
         ensure_jvm()
         self.folder = Path(folder)
         if not (self.folder.is_dir() and any(self.folder.glob("segments_*"))):
@@ -49,10 +50,10 @@ class LuceneWriter:
         self.added = 0
         self.skipped: list[str] = []
         with JNI_LOCK:
-            self._open_writer(lang, impact)
+            self._open_writer(lang, impact, pretokenized or impact)
         self._open = True
 
-    def _open_writer(self, lang: str | None, impact: bool) -> None:
+    def _open_writer(self, lang: str | None, impact: bool, pretokenized: bool) -> None:
         args = autoclass("io.anserini.index.IndexCollection$Args")()
         if impact:
             args.impact = True
@@ -62,6 +63,7 @@ class LuceneWriter:
             args.storePositions = True
             args.storeDocvectors = True
             args.storeRaw = False       # as lucene.build_bm25: the docstore holds the text
+            args.pretokenized = pretokenized
             args.language = analyzer_for(lang or "en")
         self._generator = autoclass("io.anserini.index.generator.DefaultLuceneDocumentGenerator")(args)
         self._term = autoclass("org.apache.lucene.index.Term")
@@ -72,7 +74,7 @@ class LuceneWriter:
         else:
             self._json_doc = autoclass("io.anserini.collection.JsonCollection$Document")
 
-        config = autoclass("org.apache.lucene.index.IndexWriterConfig")(_analyzer(lang, impact))
+        config = autoclass("org.apache.lucene.index.IndexWriterConfig")(_analyzer(lang, pretokenized))
         config.setOpenMode(autoclass("org.apache.lucene.index.IndexWriterConfig$OpenMode").APPEND)
         if impact:
             config.setSimilarity(autoclass("io.anserini.search.similarity.ImpactSimilarity")())

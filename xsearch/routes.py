@@ -17,8 +17,9 @@ from .storage.manifest import ComponentEntry, RouteEntry
 # (name, the routes it fuses): added wherever all of its parts exist
 FUSIONS: list[tuple[str, list[str]]] = [("hybrid", ["bm25", "dense"]), ("hybrid-dt", ["bm25-dt", "dense"])]
 # `best`: RRF of those of these routes the index has (at least two), the strongest single routes of the TALN
-# evaluation (eval/reports/taln.md); a recipe fusion named `best` (weights from `xsearch eval tune`) replaces it.
-BEST_PARTS: tuple[str, ...] = ("bm25-qt", "bm25-dt", "dense", "dense-dt", "splade")
+# evaluation (eval/reports/taln.md; bm25-c4 where a recipe adds a `chargram` component by that name); a recipe
+# fusion named `best` (weights from `xsearch eval tune`) replaces it.
+BEST_PARTS: tuple[str, ...] = ("bm25-qt", "bm25-dt", "bm25-c4", "dense", "dense-dt", "splade")
 DEFAULT_ROUTES = ("best", "hybrid")
 
 

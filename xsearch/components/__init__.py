@@ -49,18 +49,19 @@ class Batch:
     translations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def texts(self, text: str, lang: str | None = None) -> tuple[list[str], list[str]]:
-        """(ids, texts) of the batch's docs for a component over `text` ("original" or "translation"; the
-        translation falls back to the original where a doc has none), only docs in `lang` when given."""
+        """(ids, texts) of the batch's docs for a component over `text`: "original", "translation" (falls back to
+        the original where a doc has none) or "both" (the original, then its translation where it has one); only
+        docs in `lang` when given."""
         ids, texts = [], []
         for d in self.docs:
             if lang is not None and d.lang != lang:
                 continue
-            if text == "translation" and d.doc_id in self.translations:
+            ids.append(d.doc_id)
+            if text != "original" and d.doc_id in self.translations:
                 t_title, t_text = self.translations[d.doc_id]
-                ids.append(d.doc_id)
-                texts.append(f"{t_title}\n{t_text}".strip())
+                translated = f"{t_title}\n{t_text}".strip()
+                texts.append(f"{d.contents}\n{translated}" if text == "both" else translated)
             else:
-                ids.append(d.doc_id)
                 texts.append(d.contents)
         return ids, texts
 

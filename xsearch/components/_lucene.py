@@ -22,12 +22,13 @@ def snapshot_name(generation: int) -> str:
 
 
 class LuceneSnapshotWriter:
-    """Writer of one Lucene component (BM25 when lang is given, impact when impact=True)."""
+    """Writer of one Lucene component: BM25 in the analyzer of `lang`, BM25 over terms split on whitespace
+    (pretokenized=True: character n-grams), or impact (impact=True)."""
 
     def __init__(self, folder: Path, generation: int, state: dict | None, *, lang: str | None = None,
-                 impact: bool = False):
+                 impact: bool = False, pretokenized: bool = False):
         self.folder, self.generation, self.state = folder, generation, state
-        self.lang, self.impact = lang, impact
+        self.lang, self.impact, self.pretokenized = lang, impact, pretokenized
         self._records: list[Mapping[str, Any]] = []
         self._deletes: list[str] = []
         self._compact = False
@@ -68,7 +69,7 @@ class LuceneSnapshotWriter:
         if self.impact:
             build_impact(records, work)
         else:
-            build_bm25(records, work, self.lang or "en")
+            build_bm25(records, work, self.lang or "en", pretokenized=self.pretokenized)
         remove(work / "write.lock")
         return _num_docs(work)
 
@@ -76,7 +77,7 @@ class LuceneSnapshotWriter:
         from ..lucene_writer import LuceneWriter
 
         link_tree(self.folder / self.state["snapshot"], work)
-        with LuceneWriter(work, self.lang, impact=self.impact) as writer:
+        with LuceneWriter(work, self.lang, impact=self.impact, pretokenized=self.pretokenized) as writer:
             writer.delete(self._deletes)
             writer.upsert(self._records)
             if self._compact:

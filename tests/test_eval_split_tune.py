@@ -127,6 +127,18 @@ def test_ladder_compares_each_step_with_the_best_on_dev_before_it():
     assert rows[0]["test_delta"] == pytest.approx(1 - 1 / math.log2(3))
 
 
+def test_split_table_has_recall_on_each_side():
+    from xsearch.eval.ladder import markdown
+
+    qrels = {f"q{i}": {"d": 1} for i in range(4)}
+    split = {f"q{i}": ("dev" if i < 1 else "test") for i in range(4)}
+    run = Run({q: {"d": 1.0} if q in ("q0", "q1") else {"x": 1.0} for q in qrels})   # finds d for q0, q1 only
+    lines, numbers = markdown({"r": evaluate(run, qrels, ["nDCG@10", "R@100"])}, qrels, split, ["r"])
+    assert "R@100 dev | test | all |" in lines[4]
+    assert lines[6] == "| r | 1.000 | 0.333 | 0.500 | 1.000 | 0.333 | 0.500 | 1.000 | 0.333 | 0.500 |"
+    assert numbers["side_recall@100"]["r"]["test"] == pytest.approx(1 / 3)
+
+
 # ---- the best route -------------------------------------------------------------------------------------------------
 def _routes(config: IndexConfig, components: dict[str, dict]):
     from xsearch.routes import expand_routes

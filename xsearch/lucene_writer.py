@@ -41,7 +41,7 @@ class LuceneWriter:
     """
 
     def __init__(self, folder: str | Path, lang: str | None = None, *, impact: bool = False,
-                 pretokenized: bool = False):
+                 pretokenized: bool = False, positions: bool = True):
         ensure_jvm()
         self.folder = Path(folder)
         if not (self.folder.is_dir() and any(self.folder.glob("segments_*"))):
@@ -50,18 +50,18 @@ class LuceneWriter:
         self.added = 0
         self.skipped: list[str] = []
         with JNI_LOCK:
-            self._open_writer(lang, impact, pretokenized or impact)
+            self._open_writer(lang, impact, pretokenized or impact, positions)
         self._open = True
 
-    def _open_writer(self, lang: str | None, impact: bool, pretokenized: bool) -> None:
+    def _open_writer(self, lang: str | None, impact: bool, pretokenized: bool, positions: bool) -> None:
         args = autoclass("io.anserini.index.IndexCollection$Args")()
         if impact:
             args.impact = True
             args.pretokenized = True
             args.collectionClass = "JsonVectorCollection"
         else:
-            args.storePositions = True
-            args.storeDocvectors = True
+            args.storePositions = positions
+            args.storeDocvectors = positions
             args.storeRaw = False       # as lucene.build_bm25: the docstore holds the text
             args.pretokenized = pretokenized
             args.language = analyzer_for(lang or "en")

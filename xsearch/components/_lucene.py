@@ -23,12 +23,13 @@ def snapshot_name(generation: int) -> str:
 
 class LuceneSnapshotWriter:
     """Writer of one Lucene component: BM25 in the analyzer of `lang`, BM25 over terms split on whitespace
-    (pretokenized=True: character n-grams), or impact (impact=True)."""
+    (pretokenized=True: character n-grams), or impact (impact=True); BM25 without positions and doc vectors when
+    nothing reads them (positions=False)."""
 
     def __init__(self, folder: Path, generation: int, state: dict | None, *, lang: str | None = None,
-                 impact: bool = False, pretokenized: bool = False):
+                 impact: bool = False, pretokenized: bool = False, positions: bool = True):
         self.folder, self.generation, self.state = folder, generation, state
-        self.lang, self.impact, self.pretokenized = lang, impact, pretokenized
+        self.lang, self.impact, self.pretokenized, self.positions = lang, impact, pretokenized, positions
         self._records: list[Mapping[str, Any]] = []
         self._deletes: list[str] = []
         self._compact = False
@@ -69,7 +70,7 @@ class LuceneSnapshotWriter:
         if self.impact:
             build_impact(records, work)
         else:
-            build_bm25(records, work, self.lang or "en", pretokenized=self.pretokenized)
+            build_bm25(records, work, self.lang or "en", pretokenized=self.pretokenized, positions=self.positions)
         remove(work / "write.lock")
         return _num_docs(work)
 
@@ -77,7 +78,8 @@ class LuceneSnapshotWriter:
         from ..lucene_writer import LuceneWriter
 
         link_tree(self.folder / self.state["snapshot"], work)
-        with LuceneWriter(work, self.lang, impact=self.impact, pretokenized=self.pretokenized) as writer:
+        with LuceneWriter(work, self.lang, impact=self.impact, pretokenized=self.pretokenized,
+                          positions=self.positions) as writer:
             writer.delete(self._deletes)
             writer.upsert(self._records)
             if self._compact:

@@ -71,14 +71,18 @@ def markdown(per_query: Mapping, qrels: Mapping, split: Mapping[str, str], steps
              measure: str = "nDCG@10") -> tuple[list[str], dict]:
     """The report's split table and ladder section (Markdown lines) and their numbers (for the JSON)."""
     means = side_means(per_query, qrels, split, measure)
+    recall = side_means(per_query, qrels, split, "R@100") if all(
+        any(c.startswith("R@100") for c in f.columns) for f in per_query.values()) else {}
     n = {side: sum(1 for v in split.values() if v == side) for side in ("dev", "test")}
     lines = ["## Dev / test / all", "",
              f"Split by article (xsearch.eval.split): {n['dev']:,} dev and {n['test']:,} test queries. Settings "
              f"(fusion weights, PRF depth, ...) are chosen on dev only; test is the number to quote.", "",
-             f"| condition | {measure} dev | test | all | per article dev | test | all |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {c} | " + " | ".join(f"{m[k]:.3f}" for k in ("dev", "test", "all", "dev/article",
-                                                                   "test/article", "all/article")) + " |"
+             f"| condition | {measure} dev | test | all | per article dev | test | all |"
+             + (" R@100 dev | test | all |" if recall else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if recall else "")]
+    keys = ("dev", "test", "all", "dev/article", "test/article", "all/article")
+    lines += [f"| {c} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |"
+              + ("".join(f" {recall[c][k]:.3f} |" for k in ("dev", "test", "all")) if recall else "")
               for c, m in means.items()]
     rows = ladder(per_query, qrels, split, steps, measure) if len(steps) > 1 else []
     if rows:
@@ -95,7 +99,7 @@ def markdown(per_query: Mapping, qrels: Mapping, split: Mapping[str, str], steps
                 f"{r['test_article_delta']:+.3f} | {_p(r['test_article_p_holm'])} | {means[r['step']]['all']:.3f} | "
                 f"{r['all_delta']:+.3f} | {_p(r['all_p_holm'])} | {r['all_article_delta']:+.3f} | "
                 f"{_p(r['all_article_p_holm'])} |")
-    return lines, {"split_sizes": n, "side_means": means, "ladder": rows}
+    return lines, {"split_sizes": n, "side_means": means, "side_recall@100": recall, "ladder": rows}
 
 
 __all__ = ["side_means", "ladder", "markdown", "SIDES"]

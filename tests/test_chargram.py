@@ -77,6 +77,11 @@ def test_an_english_query_finds_the_french_cognates_as_typed(tmp_path):
     assert index.search("automatic translation", route="c4", k=1)[0].doc_id == "mt"
     # scores are BM25 over the n-grams, to float32 precision
     assert hits[0].score == pytest.approx(_bm25("syntactic analysis", DOCS, "syn"), rel=1e-5)
+    # a pasted abstract has over Lucene's default 1,024 distinct n-grams (clauses): it is searched whole
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    long = " ".join("syntax" + letters[i // 26 % 26] + letters[i % 26] + "q" for i in range(400))
+    assert len(query_terms(long).split()) > 1024
+    assert index.search(long, route="c4", k=1)[0].doc_id == "syn"
     index.close()
 
 

@@ -29,6 +29,9 @@ def fatjar() -> str:
     return jars[-1]
 
 
+LUCENE_MAX_CLAUSES = 8192   # Lucene's default is 1024
+
+
 def ensure_jvm(max_heap: str | None = None) -> None:
     """Start the JVM once per process. Heap defaults to XSEARCH_JVM_HEAP or 4g."""
     global _started
@@ -49,6 +52,8 @@ def ensure_jvm(max_heap: str | None = None) -> None:
             jnius_config.add_classpath(fatjar())
         import jnius  # noqa: F401  (this import starts the VM)
 
+        # one clause per distinct query term: a character n-gram query of a pasted abstract has 1,000 and more
+        jnius.autoclass("org.apache.lucene.search.IndexSearcher").setMaxClauseCount(LUCENE_MAX_CLAUSES)
         _started = True
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from .errors import BackendError, IndexFormatError, InputError
-from .jvm import JNI_LOCK, autoclass, ensure_jvm
+from .jvm import JNI_LOCK, LUCENE_MAX_CLAUSES, autoclass, ensure_jvm
 from .records import Query, Run
 
 # Languages with an Anserini analyzer (io.anserini.analysis.AnalyzerMap); others fall back to the whitespace-free
@@ -167,7 +167,7 @@ class _PassThrough:
         return query
 
 
-MAX_CLAUSES = 1024  # Lucene's IndexSearcher.getMaxClauseCount(): one clause per query term
+MAX_CLAUSES = LUCENE_MAX_CLAUSES  # IndexSearcher.getMaxClauseCount(), set at JVM start: one clause per query term
 
 
 def _shown(texts: Sequence[str]) -> str:

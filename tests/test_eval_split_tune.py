@@ -237,3 +237,29 @@ def test_a_recipe_fusion_carries_its_rrf_fill_into_the_route():
     f = FusionSpec(name="best", fuse=["bm25-dt", "dense"], method="wsum", norm="zscore", rrf_fill=10)
     routes, _ = _routes(IndexConfig(corpus=CorpusSpec(path="inline"), fusions=[f]), COMPONENTS)
     assert routes["best"].rrf_fill == 10 and "below the first 10, reciprocal rank fusion (k=60)" in routes["best"].about
+
+
+def test_an_english_only_encoder_over_french_text_is_named_at_build(tmp_path):
+    from xsearch.build import build_index
+    from xsearch.records import Doc
+
+    config = IndexConfig(name="w", corpus=CorpusSpec(path="inline"), bm25={"enabled": False},
+                         dense={"enabled": False},
+                         components=[{"kind": "dense", "name": "fr-minilm", "encoder": "minilm"},
+                                     {"kind": "dense", "name": "dt-minilm", "encoder": "minilm", "text": "translation"}])
+    logged: list[str] = []
+    build_index(config, tmp_path / "i", docs=[Doc("a", "fr", "Les chats", "Le chat dort.")], show_progress=False,
+                log=logged.append)
+    warnings = [m for m in logged if m.startswith("warning:")]
+    # nothing is translated, so both read French
+    assert len(warnings) == 2 and all("'minilm' knows English only, and it reads text in fr" in m for m in warnings)
+    translated = IndexConfig(name="w", corpus=CorpusSpec(path="inline"),
+                             translate={"translator": "apertium", "target_lang": "en"})
+    from xsearch.routes import language_mismatches
+    from xsearch.storage.manifest import ComponentEntry
+
+    entries = {n: ComponentEntry(kind="dense", spec=s) for n, s in
+               (("fr-minilm", {"encoder": "minilm"}), ("dt-minilm", {"encoder": "minilm", "text": "translation"}),
+                ("e5", {"encoder": "e5-small"}))}
+    assert sorted(language_mismatches(entries, ["fr"], translated)) == ["fr-minilm"]   # the translation is English
+    assert language_mismatches(entries, ["en"], config) == {}

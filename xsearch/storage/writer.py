@@ -188,11 +188,13 @@ class IndexWriter:
                                     for i, (t_title, t_text) in translations.items()}, list(removed))
             languages = self._languages(prev if not fresh else None, docs, removed)
             components = self._commit_components(gen, config, languages, Batch(docs, removed, translations))
-            from ..routes import expand_routes, unserved
+            from ..routes import expand_routes, language_mismatches, unserved
 
             routes, default = expand_routes(components, config)
             for name, why in unserved(components).items():
                 self.log(f"component {name!r} serves no route: {why}")
+            for name, why in language_mismatches(components, languages, config).items():
+                self.log(f"warning: component {name!r}: {why}")
             n_docs = sum(languages.values())
             created, at = _now()
             translation = None

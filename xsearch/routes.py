@@ -139,9 +139,12 @@ def language_mismatches(components: dict[str, ComponentEntry], languages: Iterab
         encoder, text = entry.spec.get("encoder"), entry.spec.get("text", "original")
         if encoder not in ENGLISH_ONLY:
             continue
-        read = set(original) if (text != "translation" or not translated) else set()
-        if text != "original" and translated:
-            read.add(tr.target_lang)
+        if not translated or text == "original":
+            read = original            # "translation" falls back to the original where nothing is translated
+        elif text == "translation":
+            read = {tr.target_lang}
+        else:                          # "both"
+            read = original | {tr.target_lang}
         other = sorted(lang for lang in read if lang != "en")
         if other:
             out[name] = (f"its encoder {encoder!r} knows English only, and it reads text in {', '.join(other)}: "

@@ -108,6 +108,11 @@ def _num_docs(folder: Path) -> int:
             directory.close()
 
 
+def component_ids(ctx: Any, name: str, entry: Any) -> set[str]:
+    """Kind.ids of every Lucene kind (BM25, character n-grams, impact): the ids live in its current snapshot."""
+    return snapshot_ids(ctx.folder(name) / entry.state["snapshot"])
+
+
 def snapshot_ids(folder: Path) -> set[str]:
     """Every live document id in a snapshot (for `xsearch verify`)."""
     from ..jvm import JNI_LOCK, autoclass

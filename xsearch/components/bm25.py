@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ..records import Doc
 from ..storage.manifest import ComponentEntry, RouteEntry
 from . import Batch, ComponentSpec, Kind, OpenContext, WriteContext, register
-from ._lucene import LuceneSnapshotWriter, snapshot_ids
+from ._lucene import LuceneSnapshotWriter, component_ids
 
 
 class BM25Spec(ComponentSpec):
@@ -65,12 +65,10 @@ def routes(name: str, spec: BM25Spec) -> list[tuple[str, RouteEntry]]:
                                             about="BM25 on the original text, query translated into its language"))]
 
 
-def _ids(ctx: OpenContext, name: str, entry: ComponentEntry) -> set[str]:
-    return snapshot_ids(ctx.folder(name) / entry.state["snapshot"])
-
 
 def _holds(spec: BM25Spec, doc: Doc) -> bool:
     return spec.text == "translation" or doc.lang == spec.lang
 
 
-KIND = register(Kind("bm25", BM25Spec, opener=open_bm25, routes=routes, writer=BM25Writer, ids=_ids, holds=_holds))
+KIND = register(Kind("bm25", BM25Spec, opener=open_bm25, routes=routes, writer=BM25Writer, ids=component_ids,
+                     holds=_holds))

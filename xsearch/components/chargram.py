@@ -17,7 +17,7 @@ from pydantic import Field
 from ..records import Query, Run
 from ..storage.manifest import ComponentEntry, RouteEntry
 from . import Batch, ComponentSpec, Kind, OpenContext, WriteContext, register
-from ._lucene import LuceneSnapshotWriter, snapshot_ids
+from ._lucene import LuceneSnapshotWriter, component_ids
 
 
 class CharGramSpec(ComponentSpec):
@@ -83,8 +83,6 @@ def routes(name: str, spec: CharGramSpec) -> list[tuple[str, RouteEntry]]:
                                             "query as typed"))]
 
 
-def _ids(ctx: OpenContext, name: str, entry: ComponentEntry) -> set[str]:
-    return snapshot_ids(ctx.folder(name) / entry.state["snapshot"])
 
-
-KIND = register(Kind("chargram", CharGramSpec, opener=open_chargram, routes=routes, writer=CharGramWriter, ids=_ids))
+KIND = register(Kind("chargram", CharGramSpec, opener=open_chargram, routes=routes, writer=CharGramWriter,
+                     ids=component_ids))

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from ..storage.manifest import ComponentEntry, RouteEntry
 from . import Batch, ComponentSpec, Kind, OpenContext, WriteContext, register
-from ._lucene import LuceneSnapshotWriter, snapshot_ids
+from ._lucene import LuceneSnapshotWriter, component_ids
 
 
 class ImpactSpec(ComponentSpec):
@@ -66,8 +66,6 @@ def routes(name: str, spec: ImpactSpec) -> list[tuple[str, RouteEntry]]:
     return [(spec.route, RouteEntry(components=[name], about=f"SPLADE ({spec.encoder}) on the {spec.text} text"))]
 
 
-def _ids(ctx: OpenContext, name: str, entry: ComponentEntry) -> set[str]:
-    return snapshot_ids(ctx.folder(name) / entry.state["snapshot"])
 
-
-KIND = register(Kind("impact", ImpactSpec, opener=open_impact, routes=routes, writer=ImpactWriter, ids=_ids))
+KIND = register(Kind("impact", ImpactSpec, opener=open_impact, routes=routes, writer=ImpactWriter,
+                     ids=component_ids))
